@@ -1,0 +1,165 @@
+// select() and poller: readiness over sockets of any backend.
+//
+// Sockets that expose a kernel fd (os_handle) are waited on with the kernel's poll, whatever their
+// backend; sockets of one other backend are waited on through that backend's poll.
+#include <cmath>
+#include <stdexcept>
+
+#include "anysock/socket.hpp"
+#include "socket_state.hpp"
+
+namespace anysock {
+namespace {
+
+// Linux's select(2) readiness sets, expressed in poll bits.
+constexpr short kReadSet = POLLIN | POLLRDNORM | POLLRDBAND | POLLHUP | POLLERR;
+constexpr short kWriteSet = POLLOUT | POLLWRNORM | POLLWRBAND | POLLERR;
+constexpr short kExceptSet = POLLPRI;
+
+// Waits on `entries` (open sockets); returns how many are ready.
+int wait_ready(std::span<poll_entry> entries, std::span<backend* const> owners,
+               std::optional<double> timeout) {
+  backend* group = nullptr;
+  bool all_os = true;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (entries[i].sock->os_handle() >= 0) continue;
+    all_os = false;
+    if (group != nullptr && group != owners[i]) {
+      throw error(EOPNOTSUPP, "select/poll over sockets of several backends without kernel fds");
+    }
+    group = owners[i];
+  }
+  if (all_os) group = &kernel_backend();  // the kernel polls any fd
+  if (group == nullptr) group = &kernel_backend();
+  wait_spec wait;
+  if (!timeout) {
+    wait = {wait_spec::mode::block, 0};
+  } else if (*timeout <= 0) {
+    wait = {wait_spec::mode::nonblock, 0};
+  } else {
+    wait = {wait_spec::mode::until, group->now() + *timeout};
+  }
+  int ready = 0;
+  if (int err = group->poll(entries, wait, ready); err != 0 && err != wait_timed_out) {
+    throw error(err, "poll");
+  }
+  return ready;
+}
+
+}  // namespace
+
+select_result select(const std::vector<socket*>& read, const std::vector<socket*>& write,
+                     const std::vector<socket*>& except, std::optional<double> timeout) {
+  if (timeout && (std::isnan(*timeout) || *timeout < 0)) {
+    throw std::invalid_argument("timeout must be non-negative");
+  }
+  std::vector<socket*> order;  // one entry per distinct socket, in order of first appearance
+  std::vector<poll_entry> entries;
+  std::vector<backend*> owners;
+  auto add = [&](socket* s, short events) {
+    detail::socket_state* st = s ? detail::socket_access::state(*s) : nullptr;
+    if (st == nullptr) throw std::invalid_argument("select: socket is closed or null");
+    for (size_t i = 0; i < order.size(); ++i) {
+      if (order[i] == s) {
+        entries[i].events |= events;
+        return;
+      }
+    }
+    order.push_back(s);
+    entries.push_back({st->impl.get(), events, 0});
+    owners.push_back(st->owner.get());
+  };
+  for (socket* s : read) add(s, POLLIN);
+  for (socket* s : write) add(s, POLLOUT);
+  for (socket* s : except) add(s, POLLPRI);
+
+  select_result out;
+  if (entries.empty()) {
+    // Python sleeps for the timeout when given nothing to wait on.
+    if (timeout) {
+      poll_entry none{};
+      int ready = 0;
+      wait_spec w{wait_spec::mode::until, kernel_backend().now() + *timeout};
+      kernel_backend().poll(std::span<poll_entry>(&none, 0), w, ready);
+    }
+    return out;
+  }
+  if (wait_ready(entries, owners, timeout) == 0) return out;
+  for (socket* s : read) {
+    for (size_t i = 0; i < order.size(); ++i) {
+      if (order[i] == s && (entries[i].revents & kReadSet)) out.read.push_back(s);
+    }
+  }
+  for (socket* s : write) {
+    for (size_t i = 0; i < order.size(); ++i) {
+      if (order[i] == s && (entries[i].revents & kWriteSet)) out.write.push_back(s);
+    }
+  }
+  for (socket* s : except) {
+    for (size_t i = 0; i < order.size(); ++i) {
+      if (order[i] == s && (entries[i].revents & kExceptSet)) out.except.push_back(s);
+    }
+  }
+  return out;
+}
+
+void poller::add(socket& s, short events) {
+  for (auto& e : entries_) {
+    if (e.first == &s) throw error(EEXIST, "poller: socket already registered");
+  }
+  entries_.emplace_back(&s, events);
+}
+
+void poller::modify(socket& s, short events) {
+  for (auto& e : entries_) {
+    if (e.first == &s) {
+      e.second = events;
+      return;
+    }
+  }
+  throw error(ENOENT, "poller: socket not registered");
+}
+
+void poller::remove(socket& s) {
+  for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+    if (it->first == &s) {
+      entries_.erase(it);
+      return;
+    }
+  }
+  throw error(ENOENT, "poller: socket not registered");
+}
+
+std::vector<std::pair<socket*, short>> poller::poll(std::optional<double> timeout_seconds) {
+  if (timeout_seconds && (std::isnan(*timeout_seconds) || *timeout_seconds < 0)) {
+    timeout_seconds.reset();  // like select.poll: negative waits forever
+  }
+  std::vector<short> revents(entries_.size(), 0);
+  std::vector<poll_entry> entries;
+  std::vector<backend*> owners;
+  std::vector<size_t> index;  // entries[k] is entries_[index[k]]
+  for (size_t i = 0; i < entries_.size(); ++i) {
+    detail::socket_state* st = detail::socket_access::state(*entries_[i].first);
+    if (st == nullptr) {
+      revents[i] = POLLNVAL;
+      timeout_seconds = 0.0;  // a closed socket is ready at once
+      continue;
+    }
+    entries.push_back({st->impl.get(), entries_[i].second, 0});
+    owners.push_back(st->owner.get());
+    index.push_back(i);
+  }
+  if (!entries.empty()) {
+    wait_ready(entries, owners, timeout_seconds);
+    for (size_t k = 0; k < entries.size(); ++k) revents[index[k]] = entries[k].revents;
+  } else if (entries_.empty() && timeout_seconds && *timeout_seconds > 0) {
+    select({}, {}, {}, timeout_seconds);  // nothing registered: just wait
+  }
+  std::vector<std::pair<socket*, short>> out;
+  for (size_t i = 0; i < entries_.size(); ++i) {
+    if (revents[i] != 0) out.emplace_back(entries_[i].first, revents[i]);
+  }
+  return out;
+}
+
+}  // namespace anysock

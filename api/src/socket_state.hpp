@@ -1,0 +1,51 @@
+// The state one open socket shares between its anysock::socket and its socket_streams.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <optional>
+
+#include "anysock/backend.hpp"
+#include "anysock/socket.hpp"
+
+namespace anysock::detail {
+
+struct socket_state {
+  socket_state(std::shared_ptr<backend> b, std::unique_ptr<socket_impl> i, int fam, int typ,
+               int prot)
+      : owner(std::move(b)), impl(std::move(i)), family(fam), type(typ), proto(prot) {}
+
+  std::shared_ptr<backend> owner;    // declared before impl: the impl is destroyed first
+  std::unique_ptr<socket_impl> impl;
+  std::atomic<double> timeout{-1.0};  // < 0: blocking, 0: non-blocking, > 0: seconds
+  int family;
+  int type;
+  int proto;
+
+  std::optional<double> get_timeout() const {
+    double t = timeout.load(std::memory_order_relaxed);
+    if (t < 0) return std::nullopt;
+    return t;
+  }
+  void set_timeout(std::optional<double> t);
+  /// The wait for one call that starts now.
+  wait_spec wait() const { return wait_for(get_timeout()); }
+  /// The wait for a call bounded by `t` seconds from now (nullopt: forever).
+  wait_spec wait_for(std::optional<double> t) const;
+};
+
+/// Raises anysock::timeout for wait_timed_out, anysock::error(err, context) for an errno.
+[[noreturn]] void raise_io(int err, const char* what);
+/// Throws std::invalid_argument unless `t` is a valid timeout (finite and >= 0).
+void check_timeout(std::optional<double> t);
+
+/// Grants library code access to a socket's private state.
+struct socket_access {
+  static socket_state* state(const socket& s) { return s.state_.get(); }
+  static socket make(std::shared_ptr<socket_state> st) {
+    int f = st->family, t = st->type, p = st->proto;
+    return socket(std::move(st), f, t, p);
+  }
+};
+
+}  // namespace anysock::detail

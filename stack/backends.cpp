@@ -1,0 +1,16 @@
+// The backend kinds compiled into this build of anysock (the registry make_backend() starts with).
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "anysock/backend.hpp"
+
+namespace anysock::detail {
+
+backend_factory kernel_factory();
+
+std::vector<std::pair<std::string, backend_factory>> builtin_backends() {
+  return {{"kernel", kernel_factory()}};
+}
+
+}  // namespace anysock::detail
