@@ -70,7 +70,8 @@ backend_spec parse_backend_spec(std::string_view spec) {
     }
     std::string key(rest.substr(i, eq - i));
     if (key.empty() || !std::all_of(key.begin(), key.end(), is_key_char)) {
-      throw std::invalid_argument("backend spec '" + std::string(spec) + "': bad key '" + key + "'");
+      throw std::invalid_argument("backend spec '" + std::string(spec) + "': bad key '" + key +
+                                  "'");
     }
     for (const auto& [k, v] : out.params) {
       if (k == key) {
@@ -83,14 +84,14 @@ backend_spec parse_backend_spec(std::string_view spec) {
     if (i < rest.size() && rest[i] == '\'') {
       size_t close = rest.find('\'', i + 1);
       if (close == std::string_view::npos) {
-        throw std::invalid_argument("backend spec '" + std::string(spec) + "': unterminated quote in '" +
-                                    key + "'");
+        throw std::invalid_argument("backend spec '" + std::string(spec) +
+                                    "': unterminated quote in '" + key + "'");
       }
       value = std::string(rest.substr(i + 1, close - i - 1));
       i = close + 1;
       if (i < rest.size() && rest[i] != ',') {
-        throw std::invalid_argument("backend spec '" + std::string(spec) + "': text after quoted value of '" +
-                                    key + "'");
+        throw std::invalid_argument("backend spec '" + std::string(spec) +
+                                    "': text after quoted value of '" + key + "'");
       }
     } else {
       size_t end = rest.find(',', i);

@@ -2,11 +2,11 @@
 #include <arpa/inet.h>
 
 #include <array>
-#include <cctype>
-#include <exception>
 #include <atomic>
+#include <cctype>
 #include <cmath>
 #include <cstring>
+#include <exception>
 #include <stdexcept>
 
 #include "anysock/socket.hpp"
@@ -50,8 +50,8 @@ std::vector<addr_info> getaddrinfo(const std::optional<std::string>& host, uint1
 std::pair<std::string, std::string> getnameinfo(const address& addr, int flags) {
   backend& b = default_backend();
   // Python resolves the host first and insists on exactly one address.
-  auto infos = b.getaddrinfo(addr.host.c_str(), port_text(addr.port).c_str(), AF_UNSPEC,
-                             SOCK_DGRAM, 0, AI_NUMERICHOST);
+  auto infos = b.getaddrinfo(addr.host.c_str(), port_text(addr.port).c_str(), AF_UNSPEC, SOCK_DGRAM,
+                             0, AI_NUMERICHOST);
   if (infos.empty()) throw gaierror(EAI_NONAME, addr.host);
   if (infos.size() > 1) throw error(EINVAL, "sockaddr resolved to multiple addresses");
   address resolved = infos.front().addr;
@@ -142,8 +142,8 @@ std::pair<socket, socket> socketpair(int family, int type, int proto) {
     throw error(err, "socketpair");
   }
   auto make = [&](std::unique_ptr<socket_impl> impl) {
-    auto st = std::make_shared<detail::socket_state>(b.share(), std::move(impl), family, kinds,
-                                                     proto);
+    auto st =
+        std::make_shared<detail::socket_state>(b.share(), std::move(impl), family, kinds, proto);
     st->set_timeout((type & SOCK_NONBLOCK) ? std::optional<double>(0.0) : getdefaulttimeout());
     return detail::socket_access::make(std::move(st));
   };

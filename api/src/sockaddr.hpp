@@ -15,8 +15,9 @@ struct sockaddr_any {
   sockaddr* get() { return reinterpret_cast<sockaddr*>(&storage); }
 };
 
-/// `addr` for a socket of `family`. Numeric hosts, "" and "<broadcast>" are parsed here; other names
-/// are resolved through `b` (raising gaierror). Bad input raises std::invalid_argument or error.
+/// `addr` for a socket of `family`. Numeric hosts, "" and "<broadcast>" are parsed here; other
+/// names are resolved through `b` (raising gaierror). Bad input raises std::invalid_argument or
+/// error.
 sockaddr_any to_sockaddr(backend& b, int family, const address& addr);
 /// Only numeric hosts (and "", "<broadcast>"): false if `host` is not one.
 bool parse_numeric(int family, const address& addr, sockaddr_any& out);

@@ -2,15 +2,16 @@
 //
 // The socket object holds a shared socket_state (shared with socket_streams). Each call turns the
 // socket's timeout into a wait_spec for its backend and turns the backend's errno into exceptions.
+#include "anysock/socket.hpp"
+
 #include <fcntl.h>
 
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
 
-#include "anysock/socket.hpp"
-#include "socket_state.hpp"
 #include "sockaddr.hpp"
+#include "socket_state.hpp"
 
 namespace anysock {
 namespace detail {
@@ -23,8 +24,8 @@ void socket_state::set_timeout(std::optional<double> t) {
   check_timeout(t);
   double value = t ? *t : -1.0;
   timeout.store(value, std::memory_order_relaxed);
-  wait_spec::mode m = !t ? wait_spec::mode::block
-                         : (*t == 0 ? wait_spec::mode::nonblock : wait_spec::mode::until);
+  wait_spec::mode m =
+      !t ? wait_spec::mode::block : (*t == 0 ? wait_spec::mode::nonblock : wait_spec::mode::until);
   impl->set_wait_mode(m);
 }
 
@@ -104,8 +105,8 @@ std::pair<socket, address> socket::accept() {
   sockaddr_any peer;
   peer.len = sizeof peer.storage;
   check(st.impl->accept(st.wait(), impl, peer.storage, peer.len), "accept");
-  auto child = std::make_shared<detail::socket_state>(st.owner, std::move(impl), family_, type_,
-                                                      proto_);
+  auto child =
+      std::make_shared<detail::socket_state>(st.owner, std::move(impl), family_, type_, proto_);
   child->set_timeout(getdefaulttimeout());
   return {socket(std::move(child), family_, type_, proto_),
           detail::from_sockaddr(peer.get(), peer.len)};
@@ -182,7 +183,8 @@ socket_stream socket::makefile(std::string_view mode, int bufsize) {
     } else if (c == 'w' && !writable) {
       writable = true;
     } else if (c != 'b') {
-      throw std::invalid_argument("invalid mode '" + std::string(mode) + "' (only r, w, b allowed)");
+      throw std::invalid_argument("invalid mode '" + std::string(mode) +
+                                  "' (only r, w, b allowed)");
     }
   }
   if (!readable && !writable) readable = true;

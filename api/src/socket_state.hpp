@@ -15,7 +15,7 @@ struct socket_state {
                int prot)
       : owner(std::move(b)), impl(std::move(i)), family(fam), type(typ), proto(prot) {}
 
-  std::shared_ptr<backend> owner;    // declared before impl: the impl is destroyed first
+  std::shared_ptr<backend> owner;  // declared before impl: the impl is destroyed first
   std::unique_ptr<socket_impl> impl;
   std::atomic<double> timeout{-1.0};  // < 0: blocking, 0: non-blocking, > 0: seconds
   int family;

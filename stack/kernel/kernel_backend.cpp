@@ -1,4 +1,5 @@
-// The kernel backend: anysock's socket_impl over the host's POSIX sockets — the reference behaviour.
+// The kernel backend: anysock's socket_impl over the host's POSIX sockets — the reference
+// behaviour.
 //
 // A socket's fd is blocking while the socket is in blocking mode (the kernel does the waiting, one
 // system call per operation, like raw POSIX) and O_NONBLOCK otherwise; timeout mode tries the call
@@ -123,9 +124,9 @@ class kernel_socket final : public socket_impl {
     const socklen_t from_capacity = from_len != nullptr ? *from_len : 0;
     return retry(POLLIN, w, [&] {
       if (from_len != nullptr) *from_len = from_capacity;
-      ssize_t n = from != nullptr
-                      ? ::recvfrom(fd_, buf, len, flags, reinterpret_cast<sockaddr*>(from), from_len)
-                      : ::recv(fd_, buf, len, flags);
+      ssize_t n = from != nullptr ? ::recvfrom(fd_, buf, len, flags,
+                                               reinterpret_cast<sockaddr*>(from), from_len)
+                                  : ::recv(fd_, buf, len, flags);
       if (n < 0) return errno;
       got = static_cast<size_t>(n);
       return 0;
@@ -328,8 +329,8 @@ std::shared_ptr<backend> make_kernel(const backend_spec& spec) {
 
 backend& kernel_backend() {
   // Never destroyed: sockets held in static objects may outlive any destruction order.
-  static auto* instance = new std::shared_ptr<kernel_backend_impl>(
-      std::make_shared<kernel_backend_impl>());
+  static auto* instance =
+      new std::shared_ptr<kernel_backend_impl>(std::make_shared<kernel_backend_impl>());
   return **instance;
 }
 

@@ -1,10 +1,10 @@
-// The backend interface: what a network stack implements so that anysock::socket runs on it, and how
-// programs choose one (per socket, per thread scope, per process through ANYSOCK_BACKEND).
+// The backend interface: what a network stack implements so that anysock::socket runs on it, and
+// how programs choose one (per socket, per thread scope, per process through ANYSOCK_BACKEND).
 //
 // Backends speak errno values, not exceptions: every socket_impl operation returns 0 on success, a
 // positive errno on failure, or `wait_timed_out` when its wait_spec ran out. The throwing layer in
-// anysock::socket is thin over it. Addresses cross this interface as the platform's sockaddr structs
-// (already resolved), so AF_* / SOL_* / SO_* constants mean the same on every backend.
+// anysock::socket is thin over it. Addresses cross this interface as the platform's sockaddr
+// structs (already resolved), so AF_* / SOL_* / SO_* constants mean the same on every backend.
 #pragma once
 
 #include <sys/socket.h>
@@ -48,7 +48,8 @@ class socket_impl {
   virtual int fileno() const = 0;
   /// A kernel fd whose poll() readiness is this socket's readiness, or -1 if there is none.
   virtual int os_handle() const { return -1; }
-  /// The wait mode the next calls will mostly use (lets a backend keep a kernel fd in blocking mode).
+  /// The wait mode the next calls will mostly use (lets a backend keep a kernel fd in blocking
+  /// mode).
   virtual int set_wait_mode(wait_spec::mode) { return 0; }
 
   virtual int bind(const sockaddr* addr, socklen_t len) = 0;
@@ -116,8 +117,8 @@ class backend : public std::enable_shared_from_this<backend> {
 /// The host kernel's sockets: the reference behaviour. Lives for the whole process.
 backend& kernel_backend();
 
-/// The backend new sockets of this thread use: the innermost backend_scope, else the process default
-/// (read once from ANYSOCK_BACKEND, unset = kernel, or set by set_default_backend).
+/// The backend new sockets of this thread use: the innermost backend_scope, else the process
+/// default (read once from ANYSOCK_BACKEND, unset = kernel, or set by set_default_backend).
 backend& default_backend();
 /// Makes `b` the process default (kept alive until replaced). Call it before other threads create
 /// sockets on the default: a backend replaced while in use elsewhere stays alive only through its

@@ -1,8 +1,8 @@
 // anysock exceptions: Python's OSError family (`socket.error`, `herror`, `gaierror`, `timeout`).
 //
-// Every failure a caller can see is an `anysock::error` carrying an errno value (or an EAI_* / h_errno
-// value for the name-service errors), on every backend. Argument errors that Python reports as
-// ValueError/TypeError are `std::invalid_argument` instead.
+// Every failure a caller can see is an `anysock::error` carrying an errno value (or an EAI_* /
+// h_errno value for the name-service errors), on every backend. Argument errors that Python reports
+// as ValueError/TypeError are `std::invalid_argument` instead.
 #pragma once
 
 #include <string>
@@ -31,8 +31,8 @@ class herror : public error {
   explicit herror(int h_err);
 };
 
-/// Python's socket.gaierror: a getaddrinfo/getnameinfo failure; code is the EAI_* value (negative on
-/// glibc) in `gai_category()`, `what()` is "[Errno N] <gai_strerror text>".
+/// Python's socket.gaierror: a getaddrinfo/getnameinfo failure; code is the EAI_* value (negative
+/// on glibc) in `gai_category()`, `what()` is "[Errno N] <gai_strerror text>".
 class gaierror : public error {
  public:
   explicit gaierror(int eai, const std::string& context = {});

@@ -1,16 +1,16 @@
 // anysock: Python's `socket` module in C++20, on any backend.
 //
-// One include gives the whole API: the socket class, socket_stream (makefile), the module functions,
-// select/poller, the exceptions and the backend interface. Constants are the platform's own macros
-// (AF_INET, SOCK_STREAM, SOL_SOCKET, MSG_PEEK, SHUT_WR, EAI_NONAME, POLLIN, ...).
+// One include gives the whole API: the socket class, socket_stream (makefile), the module
+// functions, select/poller, the exceptions and the backend interface. Constants are the platform's
+// own macros (AF_INET, SOCK_STREAM, SOL_SOCKET, MSG_PEEK, SHUT_WR, EAI_NONAME, POLLIN, ...).
 //
 // Timeouts (Python's three modes): gettimeout() == std::nullopt is blocking; 0.0 is non-blocking
-// (operations that would wait raise error(EAGAIN) / error(EINPROGRESS)); a positive value is timeout
-// mode (operations that wait longer raise anysock::timeout). Times are in seconds (double).
+// (operations that would wait raise error(EAGAIN) / error(EINPROGRESS)); a positive value is
+// timeout mode (operations that wait longer raise anysock::timeout). Times are in seconds (double).
 //
 // Thread safety: one thread may recv while another sends on the same socket, on every backend; the
-// other rules are those of a kernel file descriptor (e.g. shutdown() wakes a blocked recv). A socket
-// object itself must not be closed, moved or destroyed while another thread uses it.
+// other rules are those of a kernel file descriptor (e.g. shutdown() wakes a blocked recv). A
+// socket object itself must not be closed, moved or destroyed while another thread uses it.
 #pragma once
 
 #include <netdb.h>
