@@ -1,0 +1,203 @@
+// Datagram sockets: sendto/recvfrom with sender addresses, truncation, empty datagrams, connected
+// UDP, MSG_PEEK, the three timeout modes on recvfrom, and the errors of sending without a peer.
+#include <array>
+#include <cerrno>
+#include <string>
+
+#include "fixture.hpp"
+
+namespace anysock::testing {
+namespace {
+
+constexpr double kGenerousWait = 5.0;  // seconds; only bounds calls that would otherwise hang
+
+// The errno an anysock::error thrown by `op` carries, or 0 when `op` returns normally.
+template <class Op>
+int errno_of(Op&& op) {
+  try {
+    op();
+  } catch (const error& e) {
+    return e.code().value();
+  }
+  return 0;
+}
+
+// Where `sender` appears to come from when it sends to `to`: its own port, and the local host its
+// backend picks for that destination (what a connected probe's getsockname() reports).
+address seen_from(backend& b, int family, const socket& sender, const address& to) {
+  socket probe(b, family, SOCK_DGRAM);
+  probe.connect(to);
+  return {probe.getsockname().host, sender.getsockname().port};
+}
+
+// One sendto/recvfrom round trip in each direction between a bound client and a server socket the
+// client reaches at `to`.
+void check_round_trip(backend& client_backend, int family, socket& cli, socket& srv,
+                      const address& to) {
+  cli.settimeout(kGenerousWait);
+  srv.settimeout(kGenerousWait);
+
+  EXPECT_EQ(cli.sendto("hello", to), 5u);
+  auto [data, from] = srv.recvfrom(100);
+  EXPECT_EQ(data, "hello");
+  EXPECT_EQ(from, seen_from(client_backend, family, cli, to));
+
+  EXPECT_EQ(srv.sendto("world", from), 5u);
+  auto [reply, reply_from] = cli.recvfrom(100);
+  EXPECT_EQ(reply, "world");
+  EXPECT_EQ(reply_from.host, to.host);
+  EXPECT_EQ(reply_from.port, to.port);
+}
+
+}  // namespace
+
+TEST_P(Conformance, UdpSendtoRecvfromCarriesDataAndSenderAddressOverIpv4) {
+  auto [cli, srv] = udp_pair(AF_INET);
+  check_round_trip(client(), AF_INET, cli, srv, dial_address(AF_INET, srv));
+}
+
+TEST_P(Conformance, UdpSendtoRecvfromCarriesDataAndSenderAddressOverIpv6) {
+  SKIP_UNLESS_FAMILY(AF_INET6);
+  auto [cli, srv] = udp_pair(AF_INET6);
+  check_round_trip(client(), AF_INET6, cli, srv, dial_address(AF_INET6, srv));
+}
+
+TEST_P(Conformance, UdpRecvfromIntoFillsTheBufferAndReportsTheSender) {
+  auto [cli, srv] = udp_pair();
+  srv.settimeout(kGenerousWait);
+  const address to = dial_address(AF_INET, srv);
+  cli.sendto("datagram", to);
+
+  std::array<char, 32> buf{};
+  auto [n, from] = srv.recvfrom_into(buf.data(), buf.size());
+  EXPECT_EQ(std::string(buf.data(), n), "datagram");
+  EXPECT_EQ(from, seen_from(client(), AF_INET, cli, to));
+}
+
+TEST_P(Conformance, UdpShortReadTruncatesTheDatagramAndDiscardsTheRest) {
+  auto [cli, srv] = udp_pair();
+  srv.settimeout(kGenerousWait);
+  const address to = dial_address(AF_INET, srv);
+  cli.sendto("abcdefgh", to);
+  cli.sendto("second", to);
+
+  EXPECT_EQ(srv.recv(3), "abc");
+  EXPECT_EQ(srv.recv(100), "second");  // "defgh" is gone with its datagram
+}
+
+TEST_P(Conformance, UdpEmptyDatagramIsReceivedAsAnEmptyString) {
+  auto [cli, srv] = udp_pair();
+  srv.settimeout(kGenerousWait);
+  const address to = dial_address(AF_INET, srv);
+  EXPECT_EQ(cli.sendto("", to), 0u);
+  cli.sendto("after", to);
+
+  auto [data, from] = srv.recvfrom(100);
+  EXPECT_EQ(data, "");
+  EXPECT_EQ(from.port, cli.getsockname().port);  // a real datagram, with a sender
+  EXPECT_EQ(srv.recv(100), "after");
+}
+
+TEST_P(Conformance, ConnectedUdpSendsAndReceivesWithoutAddresses) {
+  auto [cli, srv] = udp_pair();
+  cli.settimeout(kGenerousWait);
+  srv.settimeout(kGenerousWait);
+  const address to = dial_address(AF_INET, srv);
+  cli.connect(to);
+  EXPECT_EQ(cli.getpeername(), to);
+
+  EXPECT_EQ(cli.send("ping"), 4u);
+  auto [data, from] = srv.recvfrom(100);
+  EXPECT_EQ(data, "ping");
+  EXPECT_EQ(from, cli.getsockname());
+
+  srv.sendto("pong", from);
+  EXPECT_EQ(cli.recv(100), "pong");
+}
+
+TEST_P(Conformance, ConnectedUdpIgnoresDatagramsFromOtherSenders) {
+  auto [cli, srv] = udp_pair();
+  cli.settimeout(kGenerousWait);
+  srv.settimeout(kGenerousWait);
+  cli.connect(dial_address(AF_INET, srv));
+  cli.send("hi");
+  auto [data, cli_seen] = srv.recvfrom(100);
+  ASSERT_EQ(data, "hi");
+
+  socket stranger(server(), AF_INET, SOCK_DGRAM);
+  stranger.bind({server_host(AF_INET), 0});
+  stranger.sendto("not for you", cli_seen);
+  srv.sendto("from peer", cli_seen);
+  EXPECT_EQ(cli.recv(100), "from peer");
+
+  cli.setblocking(false);
+  EXPECT_EQ(errno_of([&] { cli.recv(100); }), EAGAIN);
+}
+
+TEST_P(Conformance, UdpRecvWithMsgPeekLeavesTheDatagramQueued) {
+  auto [cli, srv] = udp_pair();
+  srv.settimeout(kGenerousWait);
+  cli.sendto("peekaboo", dial_address(AF_INET, srv));
+
+  EXPECT_EQ(srv.recv(4, MSG_PEEK), "peek");
+  auto [data, from] = srv.recvfrom(100, MSG_PEEK);
+  EXPECT_EQ(data, "peekaboo");
+  EXPECT_EQ(from.port, cli.getsockname().port);
+  EXPECT_EQ(srv.recv(100), "peekaboo");
+}
+
+TEST_P(Conformance, NonBlockingUdpRecvfromOnAnEmptySocketRaisesEagain) {
+  auto [cli, srv] = udp_pair();
+  srv.setblocking(false);
+  EXPECT_EQ(srv.gettimeout(), 0.0);
+  EXPECT_EQ(errno_of([&] { srv.recvfrom(100); }), EAGAIN);
+  std::array<char, 8> buf{};
+  EXPECT_EQ(errno_of([&] { srv.recvfrom_into(buf.data(), buf.size()); }), EAGAIN);
+  EXPECT_EQ(errno_of([&] { srv.recv(100); }), EAGAIN);
+}
+
+TEST_P(Conformance, UdpRecvfromWithATimeoutRaisesTimeoutWhenNothingArrives) {
+  auto [cli, srv] = udp_pair();
+  srv.settimeout(0.2);
+  const double start = server().now();
+  EXPECT_THROW(srv.recvfrom(100), anysock::timeout);
+  const double waited = server().now() - start;
+  EXPECT_GE(waited, 0.15);
+  EXPECT_LT(waited, 5.0);
+
+  // The socket still works after a timeout.
+  cli.sendto("late", dial_address(AF_INET, srv));
+  srv.settimeout(kGenerousWait);
+  EXPECT_EQ(srv.recv(100), "late");
+}
+
+TEST_P(Conformance, SendtoOnAnUnconnectedTcpSocketRaisesEpipe) {
+  socket l = listener();
+  socket tcp(client(), AF_INET, SOCK_STREAM);
+  EXPECT_EQ(errno_of([&] { tcp.sendto("x", dial_address(AF_INET, l)); }), EPIPE);
+  EXPECT_EQ(errno_of([&] { tcp.send("x"); }), EPIPE);
+}
+
+TEST_P(Conformance, SendOnAnUnconnectedUdpSocketRaisesEdestaddrreq) {
+  socket udp(client(), AF_INET, SOCK_DGRAM);
+  EXPECT_EQ(errno_of([&] { udp.send("x"); }), EDESTADDRREQ);
+  EXPECT_EQ(errno_of([&] { udp.sendall("x"); }), EDESTADDRREQ);
+}
+
+TEST_P(Conformance, UdpGetpeernameBeforeConnectRaisesEnotconn) {
+  socket udp(client(), AF_INET, SOCK_DGRAM);
+  EXPECT_EQ(errno_of([&] { udp.getpeername(); }), ENOTCONN);
+}
+
+// Connecting a UDP socket sends nothing; it only records the peer, so this never transmits.
+TEST_P(Conformance, BroadcastHostNameConnectsToTheBroadcastAddressWithSoBroadcast) {
+  socket without(client(), AF_INET, SOCK_DGRAM);
+  EXPECT_EQ(errno_of([&] { without.connect({"<broadcast>", 9}); }), EACCES);
+
+  socket with(client(), AF_INET, SOCK_DGRAM);
+  with.setsockopt(SOL_SOCKET, SO_BROADCAST, 1);
+  with.connect({"<broadcast>", 9});
+  EXPECT_EQ(with.getpeername(), (address{"255.255.255.255", 9}));
+}
+
+}  // namespace anysock::testing
