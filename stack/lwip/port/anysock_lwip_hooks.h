@@ -1,0 +1,31 @@
+/* anysock_lwip_hooks.h — routing hooks lwIP calls (LWIP_HOOK_FILENAME in lwipopts.h).
+ *
+ * lwipopts.h maps LWIP_HOOK_IP4_ROUTE_SRC and LWIP_HOOK_IP6_ROUTE to these functions (the macros
+ * must live there: lwip/ip4.h tests LWIP_HOOK_IP4_ROUTE_SRC before this file is included). Each
+ * returns the netif a packet from src to dest must leave through, or NULL to let lwIP route by
+ * destination. The engine routes by source: the netif that owns src (its host), so traffic between
+ * two hosts of one stack crosses the wire instead of lwIP's loopback. The defaults in sys_arch.c
+ * are weak and return NULL; the engine overrides them by defining the same functions. Called with
+ * lwIP's lock held. */
+#ifndef ANYSOCK_LWIP_HOOKS_H
+#define ANYSOCK_LWIP_HOOKS_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct netif;
+struct ip4_addr; /* ip4_addr_t */
+struct ip6_addr; /* ip6_addr_t */
+
+/* src is NULL when lwIP routes without knowing the source (ip4_route). */
+struct netif* anysock_lwip_ip4_route_src(const struct ip4_addr* src, const struct ip4_addr* dest);
+
+/* Called only for unscoped src and dest (lwIP routes link-local and loopback itself). */
+struct netif* anysock_lwip_ip6_route(const struct ip6_addr* src, const struct ip6_addr* dest);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ANYSOCK_LWIP_HOOKS_H */

@@ -1,0 +1,176 @@
+/* lwipopts.h — how anysock configures lwIP 2.1.3. Read by lwip/opt.h before its defaults.
+ *
+ * One stack per process, driven by one engine through the raw API under one lock, hosting one or
+ * many hosts (one netif each). Options are compile-time and therefore the same for every host. The
+ * measurements behind these choices are in shared/LWIP_NOTES.md; lwIP's defaults target a
+ * microcontroller (5 TCP pcbs, MSS 536, a 1600-byte heap) and are far too small for us. */
+#ifndef ANYSOCK_LWIPOPTS_H
+#define ANYSOCK_LWIPOPTS_H
+
+/* ---- Threading and APIs --------------------------------------------------------------------- */
+/* No OS layer: the engine calls lwip_init(), feeds input, runs sys_check_timeouts() and
+ * netif_poll_all() itself, and serialises all calls with its own lock. */
+#define NO_SYS 1
+/* Nothing inside lwIP needs protecting from interrupts or threads: the engine holds its lock. */
+#define SYS_LIGHTWEIGHT_PROT 0
+/* Our socket layer sits on the raw (callback) API; lwIP's sequential APIs need an OS and their
+ * default of 1 is an #error under NO_SYS. */
+#define LWIP_SOCKET 0
+#define LWIP_NETCONN 0
+#define LWIP_NETIF_API 0
+#define LWIP_CALLBACK_API 1
+/* Python semantics come from our layer; lwIP's TCP timers/retransmissions stay on. */
+#define LWIP_TIMERS 1
+/* lwIP would otherwise #define htons/ntohl & co., clashing with the system headers in C++ code. */
+#define LWIP_DONT_PROVIDE_BYTEORDER_FUNCTIONS 1
+
+/* ---- Memory --------------------------------------------------------------------------------- */
+/* x86-64 and arm64 malloc alignment is >= 8; u64 fields and pointers need 8. */
+#define MEM_ALIGNMENT 8
+/* The heap is the C library's: lwIP's first-fit mem_malloc took ~80% of the CPU with large windows
+ * (LWIP_NOTES.md), and malloc is what ASan/LSan watch. */
+#define MEM_LIBC_MALLOC 1
+/* Pools come from malloc too, so no fixed MEMP_NUM_* limit can run out when many hosts share the
+ * stack; per-host limits are enforced in our layer. (The MEMP_NUM_* counts are then unused.) */
+#define MEMP_MEM_MALLOC 1
+/* Allocation stats exist only when stats are on: see LWIP_STATS below. */
+
+/* ---- Statistics: leak checks and counters --------------------------------------------------- */
+/* lwip_stats.mem.used and lwip_stats.memp[i]->used must return to their starting values after a
+ * test; the protocol counters (drops, checksum errors, ERR_MEM) are worth exporting. Measured to
+ * cost nothing visible. lwIP never prints them (LWIP_STATS_DISPLAY 0). */
+#define LWIP_STATS 1
+#define LWIP_STATS_DISPLAY 0
+#define MEM_STATS 1
+#define MEMP_STATS 1
+#define LINK_STATS 1
+#define ETHARP_STATS 1
+#define IP_STATS 1
+#define IPFRAG_STATS 1
+#define ICMP_STATS 1
+#define UDP_STATS 1
+#define TCP_STATS 1
+#define IP6_STATS 1
+#define ICMP6_STATS 1
+#define IP6_FRAG_STATS 1
+#define ND6_STATS 1
+#define MLD6_STATS 1
+
+/* ---- Network layer -------------------------------------------------------------------------- */
+#define LWIP_IPV4 1
+#define LWIP_IPV6 1
+/* Hosts, not routers: forwarding between hosts is the simulated wire's job (LWIP_NOTES.md: lwIP's
+ * weak host model accepts a packet for any local address on any netif). */
+#define IP_FORWARD 0
+#define LWIP_IPV6_FORWARD 0
+/* Linux's default TTL / hop limit, so getsockopt(IP_TTL) agrees with the kernel backend. */
+#define IP_DEFAULT_TTL 64
+/* Datagrams up to 64 KiB must cross a 1500-byte MTU: 45 fragments, so allow 64 per datagram. */
+#define IP_REASSEMBLY 1
+#define IP_FRAG 1
+#define IP_REASS_MAX_PBUFS 64
+#define LWIP_IPV6_FRAG 1
+#define LWIP_IPV6_REASS 1
+/* Required on 64-bit hosts: reassembly otherwise stores a pointer inside the 8-byte fragment header
+ * (lwIP asserts on this from its 1 s reassembly timer). Costs a 40-byte copy per fragment. */
+#define IPV6_FRAG_COPYHEADER 1
+#define LWIP_ICMP 1
+#define LWIP_ICMP6 1
+/* Addresses come from our configuration (ip=... in a backend spec, or the simulated world), are
+ * usable at once and are not changed by routers: no SLAAC, no router solicitations sent on link-up,
+ * no duplicate address detection (which would keep a new address tentative for a second). */
+#define LWIP_IPV6_AUTOCONFIG 0
+#define LWIP_IPV6_SEND_ROUTER_SOLICIT 0
+#define LWIP_IPV6_DUP_DETECT_ATTEMPTS 0
+#define LWIP_IPV6_DHCP6 0
+/* A link-local address plus a few configured ones per netif. */
+#define LWIP_IPV6_NUM_ADDRESSES 4
+/* MLD stays on (lwIP's default): a real Ethernet link (tap, af_packet) needs solicited-node
+ * membership reports for neighbour discovery through switches. */
+#define LWIP_IPV6_MLD 1
+/* Neighbour / ARP tables are shared by every netif of the stack: size for tens of hosts on
+ * Ethernet-medium links (IP-medium sim links use neither). Packets waiting for resolution are
+ * queued instead of only the last one kept. */
+#define ARP_TABLE_SIZE 64
+#define ARP_QUEUEING 1
+#define LWIP_ND6_NUM_NEIGHBORS 64
+#define LWIP_ND6_NUM_DESTINATIONS 64
+#define LWIP_ND6_QUEUEING 1
+#define LWIP_ARP 1
+#define LWIP_ETHERNET 1
+/* Unused: DHCP, AutoIP, IGMP (no IPv4 multicast socket options yet), raw IP sockets. */
+#define LWIP_DHCP 0
+#define LWIP_AUTOIP 0
+#define LWIP_IGMP 0
+#define LWIP_RAW 0
+/* DNS client (resolving through a real resolver in real-time mode). It uses LWIP_RAND() for query
+ * ids and source ports. */
+#define LWIP_DNS 1
+
+/* ---- Netifs --------------------------------------------------------------------------------- */
+#define LWIP_SINGLE_NETIF 0
+/* Traffic to a host's own address and to 127.0.0.1/::1 stays inside the stack (the loop netif).
+ * Under NO_SYS the engine must call netif_poll_all() to deliver looped packets. */
+#define LWIP_NETIF_LOOPBACK 1
+#define LWIP_HAVE_LOOPIF 1
+/* Looped packets queued per netif before output drops them: 0 means no limit (bounded by windows).
+ */
+#define LWIP_LOOPBACK_MAX_PBUFS 0
+/* Checksums can be switched off per netif (netif->chksum_flags): a simulated link that cannot
+ * corrupt skips them (2.5x throughput, LWIP_NOTES.md); real links and the corrupting simulator keep
+ * them. */
+#define LWIP_CHECKSUM_CTRL_PER_NETIF 1
+/* Engines hear about address and link changes without polling. */
+#define LWIP_NETIF_STATUS_CALLBACK 1
+#define LWIP_NETIF_LINK_CALLBACK 1
+
+/* Routing by source address (anysock_lwip_hooks.h): each packet leaves through its host's netif.
+ * The macros must be visible when lwip/ip4.h is read, hence here and not in the hook file. */
+#define LWIP_HOOK_FILENAME "anysock_lwip_hooks.h"
+#define LWIP_HOOK_IP4_ROUTE_SRC(src, dest) anysock_lwip_ip4_route_src((src), (dest))
+#define LWIP_HOOK_IP6_ROUTE(src, dest) anysock_lwip_ip6_route((src), (dest))
+
+/* ---- UDP ------------------------------------------------------------------------------------ */
+#define LWIP_UDP 1
+#define LWIP_UDPLITE 0
+
+/* ---- TCP ------------------------------------------------------------------------------------ */
+#define LWIP_TCP 1
+/* Ethernet MTU 1500 minus 40 bytes of headers. Links with a larger MTU still use this MSS: it is a
+ * compile-time option shared by every host. */
+#define TCP_MSS 1460
+/* 1 MiB receive window and send buffer, scaled (RFC 7323): enough for a fast real link and the
+ * configuration measured in LWIP_NOTES.md (~1 GB/s with libc malloc). Memory is spent only on data
+ * actually in flight or unread. TCP_RCV_SCALE 5 is the smallest shift that fits 1 MiB. */
+#define LWIP_WND_SCALE 1
+#define TCP_RCV_SCALE 5
+#define TCP_WND (1024 * 1024)
+#define TCP_SND_BUF (1024 * 1024)
+/* Segments queued for sending: 4 per MSS of buffer (small writes make short segments). Must stay
+ * below 65535 (a u16 counter); tcp_write returns ERR_MEM beyond it. */
+#define TCP_SND_QUEUELEN ((4 * TCP_SND_BUF + (TCP_MSS - 1)) / TCP_MSS)
+/* "Writable" once this much send buffer is free. tcp_sndbuf() saturates at 65535, and lwIP requires
+ * the threshold 4 MSS below that; 32 KiB keeps writes large. */
+#define TCP_SNDLOWAT (32 * 1024)
+#define TCP_SNDQUEUELOWAT (TCP_SND_QUEUELEN / 2)
+/* Out-of-order segments are kept (bounded by the window), and we tell the peer what we hold with
+ * SACK so a kernel peer recovers from loss quickly. (lwIP itself does not act on received SACKs.)
+ */
+#define TCP_QUEUE_OOSEQ 1
+#define LWIP_TCP_SACK_OUT 1
+/* listen(backlog) is honoured: lwIP refuses connections beyond the backlog until accept. */
+#define TCP_LISTEN_BACKLOG 1
+/* SO_KEEPALIVE with per-socket TCP_KEEPIDLE / TCP_KEEPINTVL / TCP_KEEPCNT. */
+#define LWIP_TCP_KEEPALIVE 1
+/* SO_REUSEADDR, which servers (and Python's socketserver) set before bind. */
+#define SO_REUSE 1
+/* No timestamps option: 12 more header bytes per segment and nothing our layer uses. */
+#define LWIP_TCP_TIMESTAMPS 0
+/* The application-layer TLS/altcp wrappers are not used. */
+#define LWIP_ALTCP 0
+
+/* ---- Debugging ------------------------------------------------------------------------------ */
+/* LWIP_ASSERT stays on (LWIP_NOASSERT undefined): a broken invariant aborts with file:line (cc.h).
+ * For tracing, define LWIP_DEBUG and set e.g. TCP_DEBUG to LWIP_DBG_ON here. */
+
+#endif /* ANYSOCK_LWIPOPTS_H */

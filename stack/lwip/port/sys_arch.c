@@ -1,0 +1,61 @@
+/* sys_arch.c — default implementations of what lwIP needs from its host (see anysock_lwip_port.h
+ * and anysock_lwip_hooks.h). Every function is weak: the lwIP engine defines its own versions (its
+ * clock, its seeded generator, its routing) and the linker picks those. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "anysock_lwip_hooks.h"
+#include "anysock_lwip_port.h"
+#include "lwip/sys.h"
+
+#define ANYSOCK_WEAK __attribute__((weak))
+
+/* Milliseconds of CLOCK_MONOTONIC, truncated to 32 bits (lwIP compares times modulo 2^32). */
+ANYSOCK_WEAK u32_t sys_now(void) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (u32_t)((uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u);
+}
+
+/* splitmix64 (Steele, Lea, Flood 2014): tiny, full-period, good enough for ports and ids. Not
+ * cryptographic; nothing security-relevant (e.g. initial sequence numbers) may rely on it. */
+static uint64_t rand_state = 0x616e79736f636b00ull; /* "anysock\0": reproducible until seeded */
+
+ANYSOCK_WEAK void anysock_lwip_seed_rand(uint64_t seed) { rand_state = seed; }
+
+ANYSOCK_WEAK uint32_t anysock_lwip_rand(void) {
+  uint64_t z = (rand_state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return (uint32_t)((z ^ (z >> 31)) >> 32);
+}
+
+ANYSOCK_WEAK void anysock_lwip_diag(const char* format, ...) {
+  va_list args;
+  va_start(args, format);
+  vfprintf(stderr, format, args);
+  va_end(args);
+}
+
+ANYSOCK_WEAK void anysock_lwip_assert_failed(const char* message, const char* file, int line) {
+  fprintf(stderr, "lwIP assertion failed: %s at %s:%d\n", message, file, line);
+  fflush(stderr);
+  abort();
+}
+
+/* No source routing by default: lwIP picks the netif by destination. */
+ANYSOCK_WEAK struct netif* anysock_lwip_ip4_route_src(const struct ip4_addr* src,
+                                                      const struct ip4_addr* dest) {
+  (void)src;
+  (void)dest;
+  return NULL;
+}
+
+ANYSOCK_WEAK struct netif* anysock_lwip_ip6_route(const struct ip6_addr* src,
+                                                  const struct ip6_addr* dest) {
+  (void)src;
+  (void)dest;
+  return NULL;
+}
