@@ -30,7 +30,6 @@ int wait_ready(std::span<poll_entry> entries, std::span<backend* const> owners,
     group = owners[i];
   }
   if (all_os) group = &kernel_backend();  // the kernel polls any fd
-  if (group == nullptr) group = &kernel_backend();
   wait_spec wait;
   if (!timeout) {
     wait = {wait_spec::mode::block, 0};

@@ -26,7 +26,7 @@ void socket_state::set_timeout(std::optional<double> t) {
   timeout.store(value, std::memory_order_relaxed);
   wait_spec::mode m =
       !t ? wait_spec::mode::block : (*t == 0 ? wait_spec::mode::nonblock : wait_spec::mode::until);
-  impl->set_wait_mode(m);
+  if (int err = impl->set_wait_mode(m); err != 0) throw error(err, "settimeout");
 }
 
 wait_spec socket_state::wait_for(std::optional<double> t) const {

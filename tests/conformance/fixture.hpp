@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <utility>
 
@@ -28,6 +29,9 @@ struct conformance_env {
   // Runs after each test once its sockets are closed (e.g. "every lwIP pool is back to its start").
   std::function<void()> after_each;
 };
+
+/// gtest prints an environment by its name (not as bytes).
+inline void PrintTo(const conformance_env& e, std::ostream* os) { *os << e.name; }
 
 class Conformance : public ::testing::TestWithParam<conformance_env> {
  protected:
