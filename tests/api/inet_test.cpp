@@ -7,21 +7,13 @@
 #include <stdexcept>
 #include <string>
 
+#include "../support/support.hpp"
 #include "anysock/socket.hpp"
 
 namespace anysock {
 namespace {
 
-// The errno an anysock::error thrown by `op` carries, or 0 when `op` returns normally.
-template <class Op>
-int errno_of(Op&& op) {
-  try {
-    op();
-  } catch (const error& e) {
-    return e.code().value();
-  }
-  return 0;
-}
+using testing::errno_of;
 
 std::string bytes(std::initializer_list<unsigned char> list) {
   return std::string(list.begin(), list.end());

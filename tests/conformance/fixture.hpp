@@ -11,6 +11,7 @@
 #include <string>
 #include <utility>
 
+#include "../support/support.hpp"
 #include "anysock/socket.hpp"
 
 namespace anysock::testing {

@@ -14,19 +14,6 @@
 namespace anysock::testing {
 namespace {
 
-constexpr double kGenerousWait = 5.0;  // seconds; only bounds calls that would otherwise hang
-
-// The errno an anysock::error thrown by `op` carries, or 0 when `op` returns normally.
-template <class Op>
-int errno_of(Op&& op) {
-  try {
-    op();
-  } catch (const error& e) {
-    return e.code().value();
-  }
-  return 0;
-}
-
 // Expects `peer` to see end of stream (its partner was closed).
 void expect_end_of_stream(socket& peer) {
   peer.settimeout(kGenerousWait);

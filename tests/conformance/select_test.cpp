@@ -7,17 +7,6 @@
 namespace anysock::testing {
 namespace {
 
-// The errno of the anysock::error `f` raises, or 0 when it raises nothing.
-template <class F>
-int errno_of(F&& f) {
-  try {
-    f();
-  } catch (const error& e) {
-    return e.code().value();
-  }
-  return 0;
-}
-
 // The revents poll() reports for `s`, or 0 when `s` is not among the results.
 short revents_of(const std::vector<std::pair<socket*, short>>& results, const socket& s) {
   for (const auto& [sock, revents] : results) {

@@ -12,17 +12,6 @@ namespace {
 
 constexpr int kNoSuchOption = 4242;  // no SOL_SOCKET option has this number
 
-// The errno an anysock::error thrown by `op` carries, or 0 when `op` returns normally.
-template <class Op>
-int errno_of(Op&& op) {
-  try {
-    op();
-  } catch (const error& e) {
-    return e.code().value();
-  }
-  return 0;
-}
-
 // Sets a boolean option on, off and to a non-1 true value, and checks it reads back as 1/0/1.
 void expect_boolean_option(socket& s, int level, int opt) {
   s.setsockopt(level, opt, 1);

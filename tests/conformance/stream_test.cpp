@@ -24,18 +24,6 @@ std::string recv_exactly(socket& s, size_t n) {
   return out;
 }
 
-std::string pattern(size_t size, uint32_t seed) {
-  std::string out(size, '\0');
-  uint32_t x = seed | 1u;
-  for (char& c : out) {
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    c = static_cast<char>(x & 0xff);
-  }
-  return out;
-}
-
 }  // namespace
 
 TEST_P(Conformance, MakefileReadsLinesWrittenThroughAnotherStream) {

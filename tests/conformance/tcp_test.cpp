@@ -26,35 +26,11 @@ constexpr std::array kIpFamilies{AF_INET, AF_INET6};
 
 const char* family_name(int family) { return family == AF_INET6 ? "AF_INET6" : "AF_INET"; }
 
-// The errno of the anysock::error `f` raises, or 0 when it raises nothing.
-template <class F>
-int errno_of(F&& f) {
-  try {
-    f();
-  } catch (const error& e) {
-    return e.code().value();
-  }
-  return 0;
-}
-
 // A port on `host` where nothing listens: bound once, then closed again.
 uint16_t closed_port(backend& b, int family, const std::string& host) {
   socket s(b, family, SOCK_STREAM);
   s.bind({host, 0});
   return s.getsockname().port;
-}
-
-// Deterministic, non-repeating-looking bytes (xorshift), so reordering or loss changes the hash.
-std::string pattern(size_t size, uint32_t seed) {
-  std::string out(size, '\0');
-  uint32_t x = seed | 1u;
-  for (char& c : out) {
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    c = static_cast<char>(x & 0xff);
-  }
-  return out;
 }
 
 // FNV-1a over a byte stream, fed in pieces.

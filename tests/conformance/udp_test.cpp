@@ -9,19 +9,6 @@
 namespace anysock::testing {
 namespace {
 
-constexpr double kGenerousWait = 5.0;  // seconds; only bounds calls that would otherwise hang
-
-// The errno an anysock::error thrown by `op` carries, or 0 when `op` returns normally.
-template <class Op>
-int errno_of(Op&& op) {
-  try {
-    op();
-  } catch (const error& e) {
-    return e.code().value();
-  }
-  return 0;
-}
-
 // Where `sender` appears to come from when it sends to `to`: its own port, and the local host its
 // backend picks for that destination (what a connected probe's getsockname() reports).
 address seen_from(backend& b, int family, const socket& sender, const address& to) {

@@ -15,7 +15,6 @@
 namespace anysock::testing {
 namespace {
 
-constexpr double kGenerousWait = 5.0;  // seconds; only bounds calls that would otherwise hang
 constexpr size_t kSunPathSize = sizeof(sockaddr_un{}.sun_path);
 
 // A fresh directory under the system temp dir, removed with everything in it at scope exit.
