@@ -9,8 +9,23 @@ namespace anysock::detail {
 
 backend_factory kernel_factory();
 
+}  // namespace anysock::detail
+
+#ifdef ANYSOCK_HAVE_LWIP
+namespace anysock::lwip_detail {
+backend_factory sim_factory();
+}
+#endif
+
+namespace anysock::detail {
+
 std::vector<std::pair<std::string, backend_factory>> builtin_backends() {
-  return {{"kernel", kernel_factory()}};
+  return {
+      {"kernel", kernel_factory()},
+#ifdef ANYSOCK_HAVE_LWIP
+      {"lwip+sim", lwip_detail::sim_factory()},
+#endif
+  };
 }
 
 }  // namespace anysock::detail

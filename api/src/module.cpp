@@ -136,6 +136,8 @@ std::string getservbyport(uint16_t port, const std::string& proto) {
 
 std::pair<socket, socket> socketpair(int family, int type, int proto) {
   backend& b = default_backend();
+  // Like CPython where AF_UNIX is missing: a connected TCP pair over the loopback.
+  if (family == AF_UNIX && !b.has_family(AF_UNIX)) family = AF_INET;
   std::unique_ptr<socket_impl> first, second;
   const int kinds = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (int err = b.socketpair(family, kinds, proto, first, second); err != 0) {

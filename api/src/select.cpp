@@ -16,20 +16,17 @@ constexpr short kReadSet = POLLIN | POLLRDNORM | POLLRDBAND | POLLHUP | POLLERR;
 constexpr short kWriteSet = POLLOUT | POLLWRNORM | POLLWRBAND | POLLERR;
 constexpr short kExceptSet = POLLPRI;
 
-// Waits on `entries` (open sockets); returns how many are ready.
+// Waits on `entries` (open sockets); returns how many are ready. Sockets with kernel fds only: the
+// kernel polls them. Otherwise the first socket without a kernel fd names the backend that waits on
+// the whole set (the lwIP backend waits on sockets of any lwIP host plus kernel fds, e.g. a kernel
+// socket and lwIP sockets in one select); a backend that cannot raises EOPNOTSUPP.
 int wait_ready(std::span<poll_entry> entries, std::span<backend* const> owners,
                std::optional<double> timeout) {
   backend* group = nullptr;
-  bool all_os = true;
-  for (size_t i = 0; i < entries.size(); ++i) {
-    if (entries[i].sock->os_handle() >= 0) continue;
-    all_os = false;
-    if (group != nullptr && group != owners[i]) {
-      throw error(EOPNOTSUPP, "select/poll over sockets of several backends without kernel fds");
-    }
-    group = owners[i];
+  for (size_t i = 0; i < entries.size() && group == nullptr; ++i) {
+    if (entries[i].sock->os_handle() < 0) group = owners[i];
   }
-  if (all_os) group = &kernel_backend();  // the kernel polls any fd
+  if (group == nullptr) group = &kernel_backend();  // the kernel polls any fd
   wait_spec wait;
   if (!timeout) {
     wait = {wait_spec::mode::block, 0};
@@ -40,6 +37,9 @@ int wait_ready(std::span<poll_entry> entries, std::span<backend* const> owners,
   }
   int ready = 0;
   if (int err = group->poll(entries, wait, ready); err != 0 && err != wait_timed_out) {
+    if (err == EOPNOTSUPP) {
+      throw error(err, "select/poll over sockets of backends that cannot wait together");
+    }
     throw error(err, "poll");
   }
   return ready;

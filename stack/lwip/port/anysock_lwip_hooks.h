@@ -24,6 +24,11 @@ struct netif* anysock_lwip_ip4_route_src(const struct ip4_addr* src, const struc
 /* Called only for unscoped src and dest (lwIP routes link-local and loopback itself). */
 struct netif* anysock_lwip_ip6_route(const struct ip6_addr* src, const struct ip6_addr* dest);
 
+/* RFC 6528 initial sequence number for a new connection (LWIP_HOOK_TCP_ISN). */
+struct ip_addr; /* ip_addr_t */
+unsigned int anysock_lwip_tcp_isn(const struct ip_addr* local_ip, unsigned short local_port,
+                                  const struct ip_addr* remote_ip, unsigned short remote_port);
+
 #ifdef __cplusplus
 }
 #endif

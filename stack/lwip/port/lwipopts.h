@@ -55,6 +55,8 @@
 #define IP6_FRAG_STATS 1
 #define ND6_STATS 1
 #define MLD6_STATS 1
+/* SNMP-style counters; we read tcpretranssegs (retransmitted segments) from them. */
+#define MIB2_STATS 1
 
 /* ---- Network layer -------------------------------------------------------------------------- */
 #define LWIP_IPV4 1
@@ -109,10 +111,14 @@
 
 /* ---- Netifs --------------------------------------------------------------------------------- */
 #define LWIP_SINGLE_NETIF 0
-/* Traffic to a host's own address and to 127.0.0.1/::1 stays inside the stack (the loop netif).
- * Under NO_SYS the engine must call netif_poll_all() to deliver looped packets. */
+/* Traffic to a host's own address and to 127.0.0.1/::1 stays inside that host: it is looped on the
+ * host's own netif (netif_loop_output), never through a shared loop netif, so every host of the stack
+ * has a private loopback (lwIP supports exactly this with LWIP_HAVE_LOOPIF 0: ip4_input/ip6_input then
+ * accept 127/8 and ::1 on any netif). The engine pins every pcb to its host's netif and keeps
+ * netif_default on the host being served, so unpinned replies (RST, ICMP) stay on the right host.
+ * Under NO_SYS the engine calls netif_poll() to deliver looped packets. */
 #define LWIP_NETIF_LOOPBACK 1
-#define LWIP_HAVE_LOOPIF 1
+#define LWIP_HAVE_LOOPIF 0
 /* Looped packets queued per netif before output drops them: 0 means no limit (bounded by windows).
  */
 #define LWIP_LOOPBACK_MAX_PBUFS 0
@@ -136,9 +142,15 @@
 
 /* ---- TCP ------------------------------------------------------------------------------------ */
 #define LWIP_TCP 1
-/* Ethernet MTU 1500 minus 40 bytes of headers. Links with a larger MTU still use this MSS: it is a
- * compile-time option shared by every host. */
-#define TCP_MSS 1460
+/* The largest MSS an IPv4 packet of 64 KiB can carry. The MSS actually used and announced follows the
+ * outgoing netif's MTU (TCP_CALCULATE_EFF_SEND_MSS, lwIP's default), so a 1500-byte link uses 1460
+ * and an in-memory link with a 64 KiB MTU sends 64 KiB segments (LWIP_NOTES.md: ~10x the throughput).
+ * An MSS this large trips lwIP's compile-time sanity checks on TCP_SNDLOWAT, which assume
+ * TCP_MSS <= ~16K: they are switched off and the values below are chosen by hand to be consistent. */
+#define TCP_MSS 65495
+#define LWIP_DISABLE_TCP_SANITY_CHECKS 1
+/* Small writes do not preallocate a whole (64 KiB) segment: at most one Ethernet MSS ahead. */
+#define TCP_OVERSIZE 1460
 /* 1 MiB receive window and send buffer, scaled (RFC 7323): enough for a fast real link and the
  * configuration measured in LWIP_NOTES.md (~1 GB/s with libc malloc). Memory is spent only on data
  * actually in flight or unread. TCP_RCV_SCALE 5 is the smallest shift that fits 1 MiB. */
@@ -148,7 +160,7 @@
 #define TCP_SND_BUF (1024 * 1024)
 /* Segments queued for sending: 4 per MSS of buffer (small writes make short segments). Must stay
  * below 65535 (a u16 counter); tcp_write returns ERR_MEM beyond it. */
-#define TCP_SND_QUEUELEN ((4 * TCP_SND_BUF + (TCP_MSS - 1)) / TCP_MSS)
+#define TCP_SND_QUEUELEN ((4 * TCP_SND_BUF + 1459) / 1460)
 /* "Writable" once this much send buffer is free. tcp_sndbuf() saturates at 65535, and lwIP requires
  * the threshold 4 MSS below that; 32 KiB keeps writes large. */
 #define TCP_SNDLOWAT (32 * 1024)
@@ -168,6 +180,16 @@
 #define LWIP_TCP_TIMESTAMPS 0
 /* The application-layer TLS/altcp wrappers are not used. */
 #define LWIP_ALTCP 0
+
+/* Initial sequence numbers from a keyed hash of the connection (RFC 6528), not lwIP's counter: the
+ * engine keys it randomly in real time and from the seed in a simulation. */
+#define LWIP_HOOK_TCP_ISN(local_ip, local_port, remote_ip, remote_port) \
+  anysock_lwip_tcp_isn((local_ip), (local_port), (remote_ip), (remote_port))
+
+/* Exposes lwIP's timer list (sys_timeouts_get_next_timeout) and its cyclic timer handler, which the
+ * engine needs to empty the timer list when it shuts down, so a new engine starts from no timers
+ * (lwip_init() re-registers them and never removes old ones). Changes nothing else in 2.1.3. */
+#define LWIP_TESTMODE 1
 
 /* ---- Debugging ------------------------------------------------------------------------------ */
 /* LWIP_ASSERT stays on (LWIP_NOASSERT undefined): a broken invariant aborts with file:line (cc.h).

@@ -59,3 +59,16 @@ ANYSOCK_WEAK struct netif* anysock_lwip_ip6_route(const struct ip6_addr* src,
   (void)dest;
   return NULL;
 }
+
+/* Without the engine (lwIP linked alone, as in its build test): sequence numbers from the generator.
+ * The engine replaces this with a keyed hash (RFC 6528). */
+ANYSOCK_WEAK unsigned int anysock_lwip_tcp_isn(const struct ip_addr* local_ip,
+                                               unsigned short local_port,
+                                               const struct ip_addr* remote_ip,
+                                               unsigned short remote_port) {
+  (void)local_ip;
+  (void)local_port;
+  (void)remote_ip;
+  (void)remote_port;
+  return anysock_lwip_rand();
+}

@@ -1,0 +1,437 @@
+#include "engine.hpp"
+
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <ctime>
+#include <limits>
+#include <stdexcept>
+
+#include "../../drivers/sim/sim_link.hpp"
+#include "anysock_lwip_port.h"
+#include "host.hpp"
+#include "lwip/init.h"
+#include "lwip/memp.h"
+#include "lwip/priv/tcp_priv.h"
+#include "lwip/stats.h"
+#include "lwip/tcp.h"
+#include "lwip/timeouts.h"
+#include "lwip/udp.h"
+#include "siphash.hpp"
+
+extern "C" void lwip_cyclic_timer(void* arg);  // non-static under LWIP_TESTMODE (lwipopts.h)
+
+namespace anysock::lwip_detail {
+namespace {
+
+constexpr double kForever = std::numeric_limits<double>::infinity();
+
+double monotonic_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+std::chrono::steady_clock::time_point steady_at(double seconds) {
+  // steady_clock is CLOCK_MONOTONIC on Linux: the same clock as monotonic_seconds().
+  return std::chrono::steady_clock::time_point(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(seconds)));
+}
+
+std::mutex& registry_mutex() {
+  static std::mutex mu;
+  return mu;
+}
+std::weak_ptr<engine>& registry() {
+  static std::weak_ptr<engine> current;
+  return current;
+}
+
+// The engine lwIP's hooks talk to (set while one runs; accessed under its lock).
+engine* g_engine = nullptr;
+// RFC 6528 key for initial sequence numbers, drawn when an engine starts.
+uint64_t g_isn_key[2] = {0, 0};
+
+void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// How long a waiter spins on the epoch before sleeping (iterations of cpu_relax, ~30 us).
+constexpr int kSpinIterations = 3000;
+
+// lwIP's pool names ("TCP_PCB", "PBUF_POOL", ...), in memp_t order.
+const char* const kPoolNames[] = {
+#define LWIP_MEMPOOL(name, num, size, desc) #name,
+#include "lwip/priv/memp_std.h"
+};
+static_assert(sizeof kPoolNames / sizeof kPoolNames[0] == MEMP_MAX);
+
+std::vector<int64_t> snapshot() {
+  std::vector<int64_t> v;
+  for (int i = 0; i < MEMP_MAX; ++i) {
+    v.push_back(lwip_stats.memp[i] ? static_cast<int64_t>(lwip_stats.memp[i]->used) : 0);
+  }
+  v.push_back(static_cast<int64_t>(lwip_stats.mem.used));
+  return v;
+}
+
+}  // namespace
+
+std::shared_ptr<engine> engine::acquire(mode m, bool m_given) {
+  std::lock_guard lk(registry_mutex());
+  if (auto e = registry().lock()) {
+    if (m_given && e->mode_ != m) {
+      throw std::invalid_argument(
+          "lwIP engine already runs in another mode (engine=thread|poll must agree across hosts)");
+    }
+    return e;
+  }
+  std::shared_ptr<engine> e(new engine(m));
+  registry() = e;
+  return e;
+}
+
+std::shared_ptr<engine> engine::running() {
+  std::lock_guard lk(registry_mutex());
+  return registry().lock();
+}
+
+engine::engine(mode m) : mode_(m) {
+  std::lock_guard lk(mu_);
+  if (getrandom(g_isn_key, sizeof g_isn_key, 0) != sizeof g_isn_key) {
+    g_isn_key[0] = static_cast<uint64_t>(monotonic_seconds() * 1e9);
+    g_isn_key[1] = reinterpret_cast<uintptr_t>(this);
+  }
+  uint64_t seed = 0;
+  if (getrandom(&seed, sizeof seed, 0) != sizeof seed) seed = g_isn_key[0] ^ 0x5eed;
+  anysock_lwip_seed_rand(seed);
+  lwip_init();
+  // Protocol counters start from zero with every engine (pool and heap use is cumulative state).
+  std::memset(&lwip_stats.link, 0, sizeof lwip_stats.link);
+  std::memset(&lwip_stats.ip, 0, sizeof lwip_stats.ip);
+  std::memset(&lwip_stats.tcp, 0, sizeof lwip_stats.tcp);
+  std::memset(&lwip_stats.udp, 0, sizeof lwip_stats.udp);
+  std::memset(&lwip_stats.ip6, 0, sizeof lwip_stats.ip6);
+  std::memset(&lwip_stats.icmp, 0, sizeof lwip_stats.icmp);
+  std::memset(&lwip_stats.icmp6, 0, sizeof lwip_stats.icmp6);
+  std::memset(&lwip_stats.mib2, 0, sizeof lwip_stats.mib2);
+  baseline_ = snapshot();
+  g_engine = this;
+  engine_wakes_at_ = kForever;
+  if (mode_ == mode::thread) thread_ = std::thread([this] { run_thread(); });
+}
+
+engine::~engine() {
+  {
+    std::lock_guard lk(mu_);
+    stop_ = true;
+    engine_cv_.notify_all();
+  }
+  if (thread_.joinable()) thread_.join();
+  std::lock_guard lk(mu_);
+  shutdown_lwip();
+  g_engine = nullptr;
+}
+
+void engine::shutdown_lwip() {
+  // Hosts are gone (each aborted its own pcbs); anything left belongs to no host.
+  while (tcp_active_pcbs != nullptr) tcp_abort(tcp_active_pcbs);
+  while (tcp_tw_pcbs != nullptr) tcp_abort(tcp_tw_pcbs);
+  while (tcp_bound_pcbs != nullptr) tcp_abort(tcp_bound_pcbs);
+  while (tcp_listen_pcbs.pcbs != nullptr) tcp_close(tcp_listen_pcbs.pcbs);
+  while (udp_pcbs != nullptr) udp_remove(udp_pcbs);
+  links_.clear();
+  // Empty lwIP's timer list: lwip_init() of the next engine registers its timers again and would
+  // otherwise run every periodic timer twice. Non-periodic entries (the TCP timer) are run once
+  // first: with no pcbs left, the TCP timer marks itself inactive, so the next engine restarts it.
+  for (int round = 0; round < 2; ++round) {
+    sys_timeo** head = sys_timeouts_get_next_timeout();
+    sys_timeo* t = *head;
+    *head = nullptr;
+    while (t != nullptr) {
+      sys_timeo* next = t->next;
+      if (round == 0 && t->h != &lwip_cyclic_timer) t->h(t->arg);
+      memp_free(MEMP_SYS_TIMEOUT, t);
+      t = next;
+    }
+  }
+  tcp_ticks = 0;
+}
+
+double engine::now() const { return monotonic_seconds(); }
+
+void engine::enter(host* h) {
+  current_ = h;
+  if (h != nullptr) netif_set_default(h->nif());
+}
+
+std::vector<int64_t> engine::usage() const { return snapshot(); }
+
+void engine::add_host(host* h, const std::vector<int64_t>& usage_before) {
+  hosts_.push_back(h);
+  std::vector<int64_t> after = snapshot();
+  for (size_t i = 0; i < after.size(); ++i) baseline_[i] += after[i] - usage_before[i];
+}
+
+void engine::host_netif_removed(const std::vector<int64_t>& usage_before) {
+  std::vector<int64_t> after = snapshot();
+  for (size_t i = 0; i < after.size(); ++i) baseline_[i] += after[i] - usage_before[i];
+}
+
+void engine::remove_host(host* h) {
+  std::erase(hosts_, h);
+  if (current_ == h) current_ = nullptr;
+  if (netif_default == h->nif())
+    netif_set_default(hosts_.empty() ? nullptr : hosts_.front()->nif());
+}
+
+host* engine::host_owning_ip4(uint32_t addr_be) const {
+  for (host* h : hosts_) {
+    if (h->owns_ip4(addr_be)) return h;
+  }
+  return nullptr;
+}
+
+host* engine::host_owning_ip6(const uint32_t addr[4]) const {
+  for (host* h : hosts_) {
+    if (h->owns_ip6(addr)) return h;
+  }
+  return nullptr;
+}
+
+sim_link& engine::link(const std::string& name) {
+  auto it = links_.find(name);
+  if (it == links_.end())
+    it = links_.emplace(name, std::make_unique<sim_link>(name, static_cast<int>(links_.size()) + 1))
+             .first;
+  return *it->second;
+}
+
+void engine::pump() {
+  host* saved = current_;
+  while (true) {
+    size_t moved = 0;
+    for (auto& [name, l] : links_) moved += l->deliver_due(kForever);
+    for (host* h : hosts_) {
+      if (h->nif()->loop_first != nullptr) {
+        enter(h);
+        netif_poll(h->nif());
+        ++moved;
+      }
+    }
+    if (moved == 0) break;
+  }
+  enter(saved);
+  if (dirty_) {
+    dirty_ = false;
+    epoch_.fetch_add(1, std::memory_order_release);
+    if (sleepers_ > 0) waiters_.notify_all();
+    for (int fd : wake_fds_) {
+      uint64_t one = 1;
+      ssize_t n = ::write(fd, &one, sizeof one);
+      (void)n;  // a full eventfd is already signalled
+    }
+  }
+  wake_engine_thread_if_needed();
+}
+
+void engine::wake_engine_thread_if_needed() {
+  if (mode_ != mode::thread) return;
+  u32_t ms = sys_timeouts_sleeptime();
+  if (ms == SYS_TIMEOUTS_SLEEPTIME_INFINITE) return;
+  double due = now() + ms / 1000.0;
+  if (due + 0.0005 < engine_wakes_at_) engine_cv_.notify_one();
+}
+
+void engine::run_timers() {
+  enter(nullptr);
+  sys_check_timeouts();
+  pump();
+}
+
+void engine::run_thread() {
+  std::unique_lock lk(mu_);
+  while (!stop_) {
+    run_timers();
+    u32_t ms = sys_timeouts_sleeptime();
+    if (ms == SYS_TIMEOUTS_SLEEPTIME_INFINITE) {
+      engine_wakes_at_ = kForever;
+      engine_cv_.wait(lk);
+    } else {
+      engine_wakes_at_ = now() + ms / 1000.0;
+      engine_cv_.wait_until(lk, steady_at(engine_wakes_at_));
+    }
+  }
+}
+
+int engine::poll_once() {
+  std::unique_lock lk(mu_);
+  size_t before = epoch_.load();
+  run_timers();
+  return static_cast<int>(epoch_.load() - before);
+}
+
+int engine::wait(std::unique_lock<std::mutex>& lk, const wait_spec& w,
+                 const std::function<bool()>& pred) {
+  while (true) {
+    if (pred()) return 0;
+    if (w.how == wait_spec::mode::nonblock) return EAGAIN;
+    double t = now();
+    if (w.how == wait_spec::mode::until && t >= w.deadline) return wait_timed_out;
+    // Spin a little on the epoch without the lock: the thread that will satisfy us is often
+    // running right now on the other CPU, and sleeping would cost two context switches.
+    uint64_t seen = epoch_.load(std::memory_order_acquire);
+    lk.unlock();
+    for (int i = 0; i < kSpinIterations; ++i) {
+      if (epoch_.load(std::memory_order_acquire) != seen) break;
+      cpu_relax();
+    }
+    lk.lock();
+    if (epoch_.load(std::memory_order_acquire) != seen) continue;
+    double until = w.how == wait_spec::mode::until ? w.deadline : kForever;
+    if (mode_ == mode::poll) {
+      // No engine thread: whoever waits keeps lwIP's timers running.
+      u32_t ms = sys_timeouts_sleeptime();
+      if (ms != SYS_TIMEOUTS_SLEEPTIME_INFINITE) until = std::min(until, now() + ms / 1000.0);
+    }
+    ++sleepers_;
+    if (std::isinf(until)) {
+      waiters_.wait(lk);
+    } else {
+      waiters_.wait_until(lk, steady_at(until));
+    }
+    --sleepers_;
+    if (mode_ == mode::poll) run_timers();
+  }
+}
+
+void engine::add_wake_fd(int fd) { wake_fds_.push_back(fd); }
+void engine::remove_wake_fd(int fd) { std::erase(wake_fds_, fd); }
+
+lwip::counters engine::read_counters() const {
+  lwip::counters c;
+  for (host* h : hosts_) c.links.push_back(h->counters());
+  c.ip_in = lwip_stats.ip.recv + lwip_stats.ip6.recv;
+  c.ip_out = lwip_stats.ip.xmit + lwip_stats.ip6.xmit;
+  c.ip_drops = lwip_stats.ip.drop + lwip_stats.ip6.drop;
+  c.ip_checksum_errors = lwip_stats.ip.chkerr;
+  c.tcp_in = lwip_stats.tcp.recv;
+  c.tcp_out = lwip_stats.tcp.xmit;
+  c.tcp_drops = lwip_stats.tcp.drop;
+  c.tcp_checksum_errors = lwip_stats.tcp.chkerr;
+  c.tcp_retransmissions = lwip_stats.mib2.tcpretranssegs;
+  c.udp_in = lwip_stats.udp.recv;
+  c.udp_out = lwip_stats.udp.xmit;
+  c.udp_drops = lwip_stats.udp.drop;
+  c.udp_checksum_errors = lwip_stats.udp.chkerr;
+  c.memory_failures = memory_failures_ + lwip_stats.tcp.memerr + lwip_stats.udp.memerr +
+                      lwip_stats.ip.memerr + lwip_stats.ip6.memerr + lwip_stats.mem.err;
+  c.pools.push_back({"heap", lwip_stats.mem.used, lwip_stats.mem.max, lwip_stats.mem.err});
+  for (int i = 0; i < MEMP_MAX; ++i) {
+    const stats_mem* s = lwip_stats.memp[i];
+    if (s == nullptr) continue;
+    c.memory_failures += s->err;
+    c.pools.push_back({kPoolNames[i], s->used, s->max, s->err});
+  }
+  return c;
+}
+
+std::string engine::leak_report() {
+  std::unique_lock lk(mu_);
+  std::string report;
+  double give_up = now() + 2.0;
+  while (true) {
+    // TIME_WAIT would hold pcbs for 2 MSL: abort them (the test is over).
+    while (tcp_tw_pcbs != nullptr) tcp_abort(tcp_tw_pcbs);
+    pump();
+    report.clear();
+    std::vector<int64_t> now_used = snapshot();
+    // The TCP timer stays registered up to 250 ms after the last connection: one timer entry and
+    // its heap block may remain.
+    const bool tcp_timer = now_used[MEMP_SYS_TIMEOUT] == baseline_[MEMP_SYS_TIMEOUT] + 1;
+    for (int i = 0; i < MEMP_MAX; ++i) {
+      int64_t allowed = baseline_[i] + (i == MEMP_SYS_TIMEOUT ? 1 : 0);
+      if (now_used[i] > allowed) {
+        report += std::string(kPoolNames[i]) + ": " + std::to_string(now_used[i]) + " in use, " +
+                  std::to_string(baseline_[i]) + " at start; ";
+      }
+    }
+    const int64_t heap_allowed =
+        baseline_[MEMP_MAX] +
+        (tcp_timer ? static_cast<int64_t>(LWIP_MEM_ALIGN_SIZE(sizeof(sys_timeo))) : 0);
+    if (now_used[MEMP_MAX] > heap_allowed) {
+      report += "heap: " + std::to_string(now_used[MEMP_MAX]) + " bytes in use, " +
+                std::to_string(baseline_[MEMP_MAX]) + " at start; ";
+    }
+    if (report.empty() || now() > give_up) break;
+    // Connections still closing (FIN/ACK exchanges, lingering sends) finish within milliseconds.
+    lk.unlock();
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    lk.lock();
+    run_timers();
+  }
+  return report;
+}
+
+}  // namespace anysock::lwip_detail
+
+// ---- what lwIP calls (engine lock held)
+// ------------------------------------------------------------
+
+using anysock::lwip_detail::g_engine;
+
+extern "C" {
+
+__attribute__((visibility("hidden"))) u32_t sys_now(void) {
+  return static_cast<u32_t>(
+      static_cast<uint64_t>(anysock::lwip_detail::monotonic_seconds() * 1000.0));
+}
+
+__attribute__((visibility("hidden"))) unsigned int anysock_lwip_tcp_isn(
+    const struct ip_addr* local_ip, unsigned short local_port, const struct ip_addr* remote_ip,
+    unsigned short remote_port) {
+  // RFC 6528: ISN = M + F(4-tuple, secret key), M a 4-microsecond clock, F a keyed hash.
+  unsigned char buf[2 * 16 + 4];
+  std::memset(buf, 0, sizeof buf);
+  std::memcpy(buf, local_ip, std::min<size_t>(16, sizeof *local_ip));
+  std::memcpy(buf + 16, remote_ip, std::min<size_t>(16, sizeof *remote_ip));
+  std::memcpy(buf + 32, &local_port, 2);
+  std::memcpy(buf + 34, &remote_port, 2);
+  uint64_t f = anysock::lwip_detail::siphash24(anysock::lwip_detail::g_isn_key, buf, sizeof buf);
+  auto m = static_cast<uint32_t>(anysock::lwip_detail::monotonic_seconds() * 250000.0);
+  return static_cast<unsigned int>(m + static_cast<uint32_t>(f));
+}
+
+__attribute__((visibility("hidden"))) struct netif* anysock_lwip_ip4_route_src(
+    const struct ip4_addr* src, const struct ip4_addr* dest) {
+  if (g_engine == nullptr) return nullptr;
+  // Replies generated while a packet is being received leave through the host that received it.
+  if (ip_current_input_netif() != nullptr) return ip_current_input_netif();
+  if (src != nullptr && !ip4_addr_isany(src) && !ip4_addr_isloopback(src)) {
+    if (auto* h = g_engine->host_owning_ip4(ip4_addr_get_u32(src))) return h->nif();
+  }
+  if (auto* h = g_engine->current_host()) return h->nif();
+  (void)dest;
+  return nullptr;
+}
+
+__attribute__((visibility("hidden"))) struct netif* anysock_lwip_ip6_route(
+    const struct ip6_addr* src, const struct ip6_addr* dest) {
+  if (g_engine == nullptr) return nullptr;
+  if (ip_current_input_netif() != nullptr) return ip_current_input_netif();
+  if (src != nullptr && !ip6_addr_isany(src) && !ip6_addr_isloopback(src)) {
+    if (auto* h = g_engine->host_owning_ip6(src->addr)) return h->nif();
+  }
+  if (auto* h = g_engine->current_host()) return h->nif();
+  (void)dest;
+  return nullptr;
+}
+
+}  // extern "C"

@@ -1,0 +1,123 @@
+// The lwIP engine: the one owner of lwIP in this process.
+//
+// lwIP keeps global state, so at most one engine exists at a time (engine::acquire() returns the
+// running one or starts a new one; it shuts down when the last host holding it is gone, and a later
+// acquire() starts a fresh one). Everything that touches lwIP — socket calls, packet delivery,
+// timers — runs under the engine's one mutex. Packets a host sends are queued by its link and
+// delivered by pump(), which the caller of any lwIP call runs before releasing the lock ("run to
+// completion"): a send() on one host carries its segment into the peer's stack and wakes the peer's
+// reader directly. lwIP's timers run on the engine thread (real-time mode) or from poll()
+// (run-to-completion mode, no thread), and also from any thread blocked in a socket call that
+// reaches a timer's due time.
+//
+// Threads blocked in socket calls wait on one condition variable; every state change lwIP reports
+// through a callback bumps `epoch_` and wakes them (they re-check their own condition). Waiters
+// spin briefly on the epoch before sleeping: a round trip between two application threads then
+// costs no futex sleep at all when both are on CPU.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "anysock/backend.hpp"
+#include "anysock/lwip.hpp"
+
+struct netif;
+struct pbuf;
+
+namespace anysock::lwip_detail {
+
+class host;
+class sim_link;
+
+class engine {
+ public:
+  enum class mode { thread, poll };
+
+  /// The running engine, or a new one in mode `m` (std::invalid_argument if the running engine is
+  /// in another mode and `m_given`).
+  static std::shared_ptr<engine> acquire(mode m, bool m_given);
+  /// The running engine, if any.
+  static std::shared_ptr<engine> running();
+
+  ~engine();
+  engine(const engine&) = delete;
+  engine& operator=(const engine&) = delete;
+
+  std::mutex& mutex() { return mu_; }
+  mode run_mode() const { return mode_; }
+  /// Seconds on the engine's clock (CLOCK_MONOTONIC in real time).
+  double now() const;
+
+  // ---- called with the lock held ---------------------------------------------------------------
+  /// Delivers queued packets (links and every host's loopback) until none is left, runs due timers,
+  /// then wakes waiters if anything changed and the engine thread if the next timer moved earlier.
+  void pump();
+  /// Something a waiter may be waiting for changed (called from lwIP callbacks).
+  void changed() { dirty_ = true; }
+  /// Waits (lock held through `lk`) until pred() holds or `w` runs out: 0, EAGAIN (non-blocking) or
+  /// wait_timed_out. Runs due lwIP timers while waiting.
+  int wait(std::unique_lock<std::mutex>& lk, const wait_spec& w, const std::function<bool()>& pred);
+  /// Makes `h` the host lwIP serves now (route hooks, netif_default for unpinned replies).
+  void enter(host* h);
+
+  /// Pool and heap use now: what a host's netif takes (multicast memberships) is the host's, not a
+  /// leak, so hosts bracket netif_add/netif_remove with usage() and report the change.
+  std::vector<int64_t> usage() const;
+  void add_host(host* h, const std::vector<int64_t>& usage_before);
+  void remove_host(host* h);
+  void host_netif_removed(const std::vector<int64_t>& usage_before);
+  const std::vector<host*>& hosts() const { return hosts_; }
+  host* host_owning_ip4(uint32_t addr_be) const;
+  host* host_owning_ip6(const uint32_t addr[4]) const;
+  host* current_host() const { return current_; }
+
+  /// The sim link named `name`, created on first use (destroyed with the engine).
+  sim_link& link(const std::string& name);
+
+  lwip::counters read_counters() const;
+  std::string leak_report();
+  int poll_once();
+
+  /// Eventfds written whenever waiters are woken (select/poll over lwIP and kernel sockets at
+  /// once).
+  void add_wake_fd(int fd);
+  void remove_wake_fd(int fd);
+
+  /// Tracks one more/fewer lwIP pool failure or ENOBUFS reported to a caller.
+  void count_memory_failure() { ++memory_failures_; }
+
+ private:
+  explicit engine(mode m);
+  void run_thread();
+  void run_timers();
+  void wake_engine_thread_if_needed();
+  void shutdown_lwip();
+
+  mode mode_;
+  std::mutex mu_;
+  std::condition_variable waiters_;
+  std::condition_variable engine_cv_;
+  std::atomic<uint64_t> epoch_{0};
+  bool dirty_ = false;
+  bool stop_ = false;
+  int sleepers_ = 0;
+  double engine_wakes_at_ = 0;  // when the engine thread will wake next (+inf: not scheduled)
+  std::thread thread_;
+  std::vector<host*> hosts_;  // in creation order
+  std::vector<int> wake_fds_;
+  host* current_ = nullptr;
+  std::map<std::string, std::unique_ptr<sim_link>> links_;
+  std::vector<int64_t> baseline_;  // pools (MEMP_MAX entries) then the heap, at engine start
+  uint64_t memory_failures_ = 0;
+};
+
+}  // namespace anysock::lwip_detail

@@ -1,0 +1,420 @@
+// lwIP hosts: construction from a spec, the netif, per-host port claims, poll() and sockets.
+#include "host.hpp"
+
+#include <arpa/inet.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+
+#include "../../drivers/sim/sim_link.hpp"
+#include "lwip/ip.h"
+#include "lwip/ip6_addr.h"
+#include "lwip/priv/tcp_priv.h"
+#include "lwip/tcp.h"
+#include "lwip/udp.h"
+#include "lwip_socket.hpp"
+
+namespace anysock::lwip_detail {
+namespace {
+
+bool overlaps(const ip_addr_t& a, const ip_addr_t& b) {
+  auto covers = [](const ip_addr_t& wild, const ip_addr_t& other) {
+    if (!is_any(wild)) return false;
+    if (IP_IS_ANY_TYPE_VAL(wild)) return true;  // dual-stack wildcard covers both families
+    if (IP_IS_ANY_TYPE_VAL(other)) return true;
+    return IP_GET_TYPE(&wild) == IP_GET_TYPE(&other);
+  };
+  if (covers(a, b) || covers(b, a)) return true;
+  return ip_addr_cmp(&a, &b);
+}
+
+}  // namespace
+
+host::host(std::shared_ptr<engine> eng, host_config cfg, std::string spec)
+    : engine_(std::move(eng)), config_(std::move(cfg)), spec_(std::move(spec)) {
+  // Called with the engine lock held (see make_sim_host).
+  if (!config_.pcap.empty())
+    capture_ = std::make_unique<pcap_file>(config_.pcap, pcap_file::kRawIp);
+  link_ = &engine_->link(config_.link);
+  const std::vector<int64_t> usage_before = engine_->usage();
+  ip4_addr_t ip{}, mask{}, gw{};
+  {
+    std::string text = config_.ip;
+    int prefix = 24;
+    if (auto slash = text.find('/'); slash != std::string::npos) {
+      prefix = std::stoi(text.substr(slash + 1));
+      text.resize(slash);
+    }
+    in_addr a{};
+    inet_pton(AF_INET, text.c_str(), &a);
+    ip4_addr_set_u32(&ip, a.s_addr);
+    ip4_addr_set_u32(&mask, prefix == 0 ? 0 : htonl(~0u << (32 - prefix)));
+    if (!config_.gw.empty()) {
+      in_addr g{};
+      inet_pton(AF_INET, config_.gw.c_str(), &g);
+      ip4_addr_set_u32(&gw, g.s_addr);
+    }
+  }
+  netif_add(&netif_, &ip, &mask, &gw, this, &host::netif_init, ip_input);
+  netif_create_ip6_linklocal_address(&netif_, 1);
+  netif_ip6_addr_set_state(&netif_, 0, IP6_ADDR_PREFERRED);
+  for (const std::string& text6 : config_.ip6) {
+    std::string a6 = text6.substr(0, text6.find('/'));
+    ip6_addr_t addr6{};
+    in6_addr raw{};
+    inet_pton(AF_INET6, a6.c_str(), &raw);
+    std::memcpy(addr6.addr, &raw, 16);
+    ip6_addr_clear_zone(&addr6);
+    s8_t idx = -1;
+    if (netif_add_ip6_address(&netif_, &addr6, &idx) == ERR_OK && idx >= 0) {
+      netif_ip6_addr_set_state(&netif_, idx, IP6_ADDR_PREFERRED);
+    }
+  }
+  {
+    // lwIP's ip6_input accepts ::1 only on a netif that has it (IPv4's 127/8 needs nothing): give
+    // every host its own ::1, so its IPv6 loopback stays on it like its IPv4 one.
+    ip6_addr_t loop6{};
+    ip6_addr_set_loopback(&loop6);
+    s8_t idx = -1;
+    if (netif_add_ip6_address(&netif_, &loop6, &idx) == ERR_OK && idx >= 0) {
+      netif_ip6_addr_set_state(&netif_, idx, IP6_ADDR_PREFERRED);
+    }
+  }
+  if (!config_.checksums) NETIF_SET_CHECKSUM_CTRL(&netif_, NETIF_CHECKSUM_DISABLE_ALL);
+  netif_set_up(&netif_);
+  netif_set_link_up(&netif_);
+  counters_.host = config_.name;
+  counters_.link = "sim:" + config_.link;
+  link_->attach(this);
+  engine_->add_host(this, usage_before);
+}
+
+host::~host() {
+  std::unique_lock lk(engine_->mutex());
+  // This host's sockets are gone; connections still closing in the background die with it.
+  const u8_t idx = netif_index();
+  auto abort_pinned = [&](tcp_pcb* const& head) {
+    for (bool again = true; again;) {
+      again = false;
+      for (tcp_pcb* p = head; p != nullptr; p = p->next) {
+        if (p->netif_idx != idx) continue;
+        tcp_arg(p, nullptr);
+        tcp_err(p, nullptr);
+        tcp_abort(p);  // unlinks p: walk the list again
+        again = true;
+        break;
+      }
+    }
+  };
+  abort_pinned(tcp_active_pcbs);
+  abort_pinned(tcp_tw_pcbs);
+  abort_pinned(tcp_bound_pcbs);
+  for (tcp_pcb_listen* l = tcp_listen_pcbs.listen_pcbs; l != nullptr;) {
+    tcp_pcb_listen* next = l->next;
+    if (l->netif_idx == idx) {
+      tcp_close(reinterpret_cast<tcp_pcb*>(l));
+      next = tcp_listen_pcbs.listen_pcbs;
+    }
+    l = next;
+  }
+  for (udp_pcb* u = udp_pcbs; u != nullptr;) {
+    udp_pcb* next = u->next;
+    if (u->netif_idx == idx) {
+      udp_remove(u);
+      next = udp_pcbs;
+    }
+    u = next;
+  }
+  link_->detach(this);
+  engine_->remove_host(this);
+  const std::vector<int64_t> usage_before = engine_->usage();
+  netif_remove(&netif_);
+  engine_->host_netif_removed(usage_before);
+  engine_->pump();
+}
+
+err_t host::netif_init(netif* n) {
+  auto* h = static_cast<host*>(n->state);
+  n->name[0] = 's';
+  n->name[1] = 'm';
+  n->mtu = static_cast<u16_t>(std::min<size_t>(h->config_.mtu, 0xffff));
+  n->mtu6 = n->mtu;
+  n->output = &host::output4;
+  n->output_ip6 = &host::output6;
+  n->flags = NETIF_FLAG_LINK_UP | NETIF_FLAG_MLD6;
+  n->hwaddr_len = 6;
+  unsigned m[6] = {0, 0, 0, 0, 0, 0};
+  std::sscanf(h->config_.mac.c_str(), "%x:%x:%x:%x:%x:%x", &m[0], &m[1], &m[2], &m[3], &m[4],
+              &m[5]);
+  for (int i = 0; i < 6; ++i) n->hwaddr[i] = static_cast<u8_t>(m[i]);
+  return ERR_OK;
+}
+
+err_t host::output4(netif* n, pbuf* p, const ip4_addr_t*) {
+  return static_cast<host*>(n->state)->output(p, false);
+}
+
+err_t host::output6(netif* n, pbuf* p, const ip6_addr_t*) {
+  return static_cast<host*>(n->state)->output(p, true);
+}
+
+err_t host::output(pbuf* p, bool ipv6) {
+  ++counters_.frames_out;
+  counters_.bytes_out += p->tot_len;
+  if (capture_) {
+    capture_->begin(engine_->now(), p->tot_len);
+    for (pbuf* q = p; q != nullptr; q = q->next) capture_->append(q->payload, q->len);
+  }
+  link_->transmit(this, p, ipv6);
+  return ERR_OK;  // a packet lost on the wire is not the sender's error
+}
+
+void host::input(pbuf* p) {
+  ++counters_.frames_in;
+  counters_.bytes_in += p->tot_len;
+  if (capture_) {
+    capture_->begin(engine_->now(), p->tot_len);
+    for (pbuf* q = p; q != nullptr; q = q->next) capture_->append(q->payload, q->len);
+  }
+  engine_->enter(this);
+  if (netif_.input(p, &netif_) != ERR_OK) pbuf_free(p);
+}
+
+lwip::link_counters host::counters() const { return counters_; }
+
+bool host::owns_ip4(uint32_t addr_be) const {
+  return ip4_addr_get_u32(netif_ip4_addr(&netif_)) == addr_be && addr_be != 0;
+}
+
+bool host::owns_ip6(const uint32_t addr[4]) const {
+  for (int i = 0; i < LWIP_IPV6_NUM_ADDRESSES; ++i) {
+    if (!ip6_addr_isvalid(netif_ip6_addr_state(&netif_, i))) continue;
+    if (ip6_addr_isloopback(netif_ip6_addr(&netif_, i))) continue;  // ::1 is every host's
+    if (std::memcmp(netif_ip6_addr(&netif_, i)->addr, addr, 16) == 0) return true;
+  }
+  return false;
+}
+
+bool host::is_local(const ip_addr_t& a) const {
+  if (is_any(a) || is_loopback(a)) return true;
+  if (IP_IS_V4_VAL(a)) return owns_ip4(ip4_addr_get_u32(ip_2_ip4(&a)));
+  return owns_ip6(ip_2_ip6(&a)->addr);
+}
+
+ip_addr_t host::source_for(const ip_addr_t& dest) const {
+  ip_addr_t src;
+  if (IP_IS_V6_VAL(dest)) {
+    if (ip6_addr_isloopback(ip_2_ip6(&dest))) {
+      ip_addr_set_loopback(1, &src);
+      return src;
+    }
+    // The configured (non-link-local) address if there is one, else the link-local.
+    for (int i = LWIP_IPV6_NUM_ADDRESSES - 1; i >= 0; --i) {
+      if (ip6_addr_isvalid(netif_ip6_addr_state(&netif_, i)) &&
+          !ip6_addr_isloopback(netif_ip6_addr(&netif_, i))) {
+        ip_addr_copy_from_ip6(src, *netif_ip6_addr(&netif_, i));
+        return src;
+      }
+    }
+    ip_addr_set_loopback(1, &src);
+    return src;
+  }
+  if (ip4_addr_isloopback(ip_2_ip4(&dest))) {
+    ip_addr_set_loopback(0, &src);
+    return src;
+  }
+  ip_addr_copy_from_ip4(src, *netif_ip4_addr(&netif_));
+  return src;
+}
+
+int host::check_claim(const port_claim& c, bool v6only, bool dual_stack) const {
+  ip_addr_t mine = c.addr;
+  if (dual_stack && !v6only && is_any(mine) && IP_IS_V6_VAL(mine)) {
+    ip_addr_set_any_val(1, mine);
+  }
+  for (const port_claim& o : claims_) {
+    if (o.owner == c.owner || o.tcp != c.tcp || o.port != c.port) continue;
+    if (!overlaps(mine, o.addr)) continue;
+    bool both_reuse = c.reuse && o.reuse;
+    if (both_reuse && !(c.tcp && (c.listening || o.listening))) continue;
+    return EADDRINUSE;
+  }
+  return 0;
+}
+
+void host::set_claim(const port_claim& c) {
+  for (port_claim& o : claims_) {
+    if (o.owner == c.owner) {
+      o = c;
+      return;
+    }
+  }
+  claims_.push_back(c);
+}
+
+void host::drop_claim(const lwip_socket* owner) {
+  std::erase_if(claims_, [&](const port_claim& c) { return c.owner == owner; });
+}
+
+int host::open(int family, int type, int proto, std::unique_ptr<socket_impl>& out) {
+  if (family != AF_INET && family != AF_INET6) return EAFNOSUPPORT;
+  try {
+    if (type == SOCK_STREAM) {
+      if (proto != 0 && proto != IPPROTO_TCP) return EPROTONOSUPPORT;
+      out = std::make_unique<tcp_socket>(*this, family);
+      return 0;
+    }
+    if (type == SOCK_DGRAM) {
+      if (proto != 0 && proto != IPPROTO_UDP) return EPROTONOSUPPORT;
+      out = std::make_unique<udp_socket>(*this, family);
+      return 0;
+    }
+  } catch (const std::bad_alloc&) {
+    return ENOMEM;
+  }
+  return type == SOCK_RAW ? EPERM : ESOCKTNOSUPPORT;
+}
+
+int host::socketpair(int family, int type, int proto, std::unique_ptr<socket_impl>& a,
+                     std::unique_ptr<socket_impl>& b) {
+  // No AF_UNIX in lwIP: a connected pair over this host's loopback, as CPython does without
+  // AF_UNIX.
+  if (family == AF_UNIX) family = AF_INET;
+  if (family != AF_INET && family != AF_INET6) return EAFNOSUPPORT;
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  if (family == AF_INET) {
+    sockaddr_in sin{};
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    std::memcpy(&ss, &sin, sizeof sin);
+    len = sizeof sin;
+  } else {
+    sockaddr_in6 sin6{};
+    sin6.sin6_family = AF_INET6;
+    sin6.sin6_addr = in6addr_loopback;
+    std::memcpy(&ss, &sin6, sizeof sin6);
+    len = sizeof sin6;
+  }
+  auto* sa = reinterpret_cast<sockaddr*>(&ss);
+  const wait_spec block{wait_spec::mode::block, 0};
+  std::unique_ptr<socket_impl> first, second;
+  if (int e = open(family, type, proto, first); e != 0) return e;
+  if (int e = open(family, type, proto, second); e != 0) return e;
+  if (type == SOCK_DGRAM) {
+    for (auto* s : {first.get(), second.get()}) {
+      if (int e = s->bind(sa, len); e != 0) return e;
+    }
+    sockaddr_storage na{}, nb{};
+    socklen_t la = sizeof na, lb = sizeof nb;
+    first->getsockname(na, la);
+    second->getsockname(nb, lb);
+    if (int e = first->connect(reinterpret_cast<sockaddr*>(&nb), lb, block); e != 0) return e;
+    if (int e = second->connect(reinterpret_cast<sockaddr*>(&na), la, block); e != 0) return e;
+    a = std::move(first);
+    b = std::move(second);
+    return 0;
+  }
+  std::unique_ptr<socket_impl>& listener = second;
+  if (int e = listener->bind(sa, len); e != 0) return e;
+  if (int e = listener->listen(1); e != 0) return e;
+  sockaddr_storage where{};
+  socklen_t wlen = sizeof where;
+  listener->getsockname(where, wlen);
+  if (int e = first->connect(reinterpret_cast<sockaddr*>(&where), wlen, block); e != 0) return e;
+  std::unique_ptr<socket_impl> accepted;
+  sockaddr_storage peer{};
+  socklen_t plen = sizeof peer;
+  if (int e = listener->accept(block, accepted, peer, plen); e != 0) return e;
+  a = std::move(first);
+  b = std::move(accepted);
+  return 0;
+}
+
+int host::poll(std::span<poll_entry> entries, const wait_spec& w, int& ready) {
+  ready = 0;
+  std::vector<size_t> kernel;  // entries with a kernel fd (sockets of the kernel backend)
+  for (size_t i = 0; i < entries.size(); ++i) {
+    entries[i].revents = 0;
+    if (dynamic_cast<lwip_socket*>(entries[i].sock) != nullptr) continue;
+    if (entries[i].sock->os_handle() < 0) return EOPNOTSUPP;  // a third kind of backend
+    kernel.push_back(i);
+  }
+  auto scan_lwip = [&] {
+    int n = 0;
+    for (auto& e : entries) {
+      if (dynamic_cast<lwip_socket*>(e.sock) == nullptr) continue;
+      e.revents = readiness_locked(e.sock, e.events);
+      if (e.revents != 0) ++n;
+    }
+    return n;
+  };
+  if (kernel.empty()) {
+    std::unique_lock lk(engine_->mutex());
+    int e = engine_->wait(lk, w, [&] { return (ready = scan_lwip()) > 0; });
+    if (e == EAGAIN) return 0;  // non-blocking poll: nothing ready
+    if (e == wait_timed_out) ready = 0;
+    return e;
+  }
+  // Mixed: wait on the kernel fds and on an eventfd the engine writes whenever lwIP state changes.
+  int efd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (efd < 0) return errno;
+  std::vector<pollfd> fds;
+  for (size_t i : kernel) fds.push_back({entries[i].sock->os_handle(), entries[i].events, 0});
+  fds.push_back({efd, POLLIN, 0});
+  int result = 0;
+  {
+    std::unique_lock lk(engine_->mutex());
+    engine_->add_wake_fd(efd);
+  }
+  while (true) {
+    int n;
+    {
+      std::unique_lock lk(engine_->mutex());
+      n = scan_lwip();
+    }
+    double left = -1;  // ppoll: forever
+    if (n > 0 || w.how == wait_spec::mode::nonblock) {
+      left = 0;
+    } else if (w.how == wait_spec::mode::until) {
+      left = std::max(0.0, w.deadline - now());
+    }
+    timespec ts{static_cast<time_t>(left),
+                static_cast<long>((left - static_cast<time_t>(left)) * 1e9)};
+    int k = ::ppoll(fds.data(), fds.size(), left < 0 ? nullptr : &ts, nullptr);
+    if (k < 0 && errno != EINTR) {
+      result = errno;
+      break;
+    }
+    for (size_t j = 0; j < kernel.size(); ++j) {
+      entries[kernel[j]].revents = k > 0 ? fds[j].revents : 0;
+      if (entries[kernel[j]].revents != 0) ++n;
+    }
+    if (fds.back().revents != 0) {
+      uint64_t drained;
+      ssize_t r = ::read(efd, &drained, sizeof drained);
+      (void)r;
+    }
+    if (n > 0) {
+      ready = n;
+      break;
+    }
+    if (w.how == wait_spec::mode::nonblock) break;
+    if (w.how == wait_spec::mode::until && now() >= w.deadline) {
+      result = wait_timed_out;
+      break;
+    }
+  }
+  {
+    std::unique_lock lk(engine_->mutex());
+    engine_->remove_wake_fd(efd);
+  }
+  ::close(efd);
+  return result;
+}
+
+}  // namespace anysock::lwip_detail

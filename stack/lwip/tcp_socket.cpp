@@ -1,0 +1,721 @@
+// TCP sockets over lwIP's raw API with Linux's semantics.
+//
+// State lives here, not in the pcb: lwIP frees a pcb on reset or timeout (then pcb_ is null and
+// `closed_` set), and received data waits in rx_ until the application reads it — the window is
+// reopened (tcp_recved) only for bytes actually read, so the peer can never overrun us.
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "lwip/pbuf.h"
+#include "lwip/priv/tcp_priv.h"
+#include "lwip_socket.hpp"
+
+namespace anysock::lwip_detail {
+namespace {
+
+int map_err(err_t e) {
+  switch (e) {
+    case ERR_OK:
+      return 0;
+    case ERR_MEM:
+    case ERR_BUF:
+      return ENOBUFS;
+    case ERR_RTE:
+      return ENETUNREACH;
+    case ERR_USE:
+      return EADDRINUSE;
+    case ERR_ISCONN:
+      return EISCONN;
+    case ERR_ALREADY:
+      return EALREADY;
+    case ERR_INPROGRESS:
+      return EINPROGRESS;
+    case ERR_CONN:
+      return ENOTCONN;
+    case ERR_VAL:
+    case ERR_ARG:
+      return EINVAL;
+    case ERR_RST:
+      return ECONNRESET;
+    case ERR_ABRT:
+      return ECONNABORTED;
+    case ERR_CLSD:
+      return EPIPE;
+    case ERR_TIMEOUT:
+      return ETIMEDOUT;
+    default:
+      return EIO;
+  }
+}
+
+// Largest single tcp_write (lwIP's lengths are 16-bit).
+constexpr size_t kMaxWrite = 0xffff;
+
+}  // namespace
+
+tcp_socket::tcp_socket(host& h, int family, tcp_pcb* accepted) : lwip_socket(h, family) {
+  if (accepted != nullptr) {
+    attach(accepted);
+    bound_ = true;
+    connected_ = true;
+  }
+}
+
+tcp_socket::~tcp_socket() {
+  // Connections nobody accepted die after the lock is released (their destructors take it).
+  std::deque<std::unique_ptr<tcp_socket>> unaccepted;
+  std::unique_lock lk(eng_.mutex());
+  eng_.enter(&host_);
+  for (auto& child : accept_queue_) {
+    // Connections nobody accepted are reset, as Linux does when a listener closes.
+    if (child->pcb_ != nullptr) {
+      tcp_pcb* p = child->pcb_;
+      child->detach_pcb();
+      tcp_abort(p);
+    }
+  }
+  unaccepted.swap(accept_queue_);
+  if (pcb_ != nullptr) {
+    tcp_pcb* p = pcb_;
+    // Unread data or SO_LINGER {1, 0}: reset, as Linux does.
+    bool unread = rx_bytes_ > 0 || (linger_.l_onoff != 0 && linger_.l_linger == 0);
+    detach_pcb();
+    if (listening_) {
+      tcp_close(p);
+    } else if (unread || p->state == CLOSED) {
+      tcp_abort(p);  // unread data: reset (Linux), or nothing to close gracefully
+    } else if (tcp_close(p) != ERR_OK) {
+      tcp_abort(p);
+    }
+  }
+  release_rx();
+  host_.drop_claim(this);
+  eng_.pump();
+}
+
+void tcp_socket::attach(tcp_pcb* pcb) {
+  pcb_ = pcb;
+  tcp_arg(pcb, this);
+  if (pcb->state == LISTEN) {
+    tcp_accept(pcb, &tcp_socket::on_accept);
+    return;
+  }
+  tcp_recv(pcb, &tcp_socket::on_recv);
+  tcp_sent(pcb, &tcp_socket::on_sent);
+  tcp_err(pcb, &tcp_socket::on_err);
+}
+
+void tcp_socket::detach_pcb() {
+  if (pcb_ == nullptr) return;
+  tcp_arg(pcb_, nullptr);
+  if (pcb_->state == LISTEN) {
+    tcp_accept(pcb_, nullptr);
+  } else {
+    tcp_recv(pcb_, nullptr);
+    tcp_sent(pcb_, nullptr);
+    tcp_err(pcb_, nullptr);
+  }
+  pcb_ = nullptr;
+}
+
+void tcp_socket::release_rx() {
+  for (pbuf* p : rx_) pbuf_free(p);
+  rx_.clear();
+  rx_offset_ = 0;
+  rx_bytes_ = 0;
+}
+
+int tcp_socket::ensure_pcb() {
+  if (pcb_ != nullptr) return 0;
+  tcp_pcb* p = tcp_new_ip_type(family_ == AF_INET ? IPADDR_TYPE_V4
+                                                  : (v6only_ ? IPADDR_TYPE_V6 : IPADDR_TYPE_ANY));
+  if (p == nullptr) {
+    eng_.count_memory_failure();
+    return ENOBUFS;
+  }
+  tcp_bind_netif(p, host_.nif());
+  // Port conflicts are checked per host by us (host::check_claim); lwIP's own check spans every
+  // host of the stack, so it is always told "reuse".
+  ip_set_option(p, SOF_REUSEADDR);
+  attach(p);
+  apply_options();
+  return 0;
+}
+
+void tcp_socket::apply_options() {
+  if (pcb_ == nullptr) return;
+  pcb_->ttl = static_cast<u8_t>(ttl_);
+  pcb_->tos = static_cast<u8_t>(tos_);
+  if (pcb_->state == LISTEN) return;
+  if (nodelay_) {
+    tcp_nagle_disable(pcb_);
+  } else {
+    tcp_nagle_enable(pcb_);
+  }
+  if (keepalive_) {
+    ip_set_option(pcb_, SOF_KEEPALIVE);
+  } else {
+    ip_reset_option(pcb_, SOF_KEEPALIVE);
+  }
+  pcb_->keep_idle = static_cast<u32_t>(keep_idle_) * 1000;
+  pcb_->keep_intvl = static_cast<u32_t>(keep_intvl_) * 1000;
+  pcb_->keep_cnt = static_cast<u32_t>(keep_cnt_);
+}
+
+// ---- lwIP callbacks (engine lock held) ---------------------------------------------------------
+
+err_t tcp_socket::on_recv(void* arg, tcp_pcb* pcb, pbuf* p, err_t err) {
+  auto* s = static_cast<tcp_socket*>(arg);
+  if (s == nullptr) {  // closed by us meanwhile: lwIP's default handler
+    return tcp_recv_null(nullptr, pcb, p, err);
+  }
+  if (p == nullptr) {
+    s->peer_fin_ = true;
+  } else {
+    s->rx_bytes_ += p->tot_len;
+    s->rx_.push_back(p);
+  }
+  s->eng_.changed();
+  return ERR_OK;
+}
+
+err_t tcp_socket::on_sent(void* arg, tcp_pcb*, u16_t) {
+  if (auto* s = static_cast<tcp_socket*>(arg)) s->eng_.changed();
+  return ERR_OK;
+}
+
+void tcp_socket::on_err(void* arg, err_t err) {
+  auto* s = static_cast<tcp_socket*>(arg);
+  if (s == nullptr) return;
+  s->pcb_ = nullptr;  // lwIP has freed it
+  s->closed_ = true;
+  if (err == ERR_CLSD) {
+    // Not an error: both FINs were exchanged and acknowledged (LAST_ACK -> CLOSED), and lwIP frees
+    // a pcb whose receive side we never shut. What was received stays readable, then EOF.
+    s->peer_fin_ = true;
+    s->connecting_ = false;
+    s->eng_.changed();
+    return;
+  }
+  int e;
+  if (s->connecting_) {
+    e = err == ERR_RST ? ECONNREFUSED : ETIMEDOUT;  // a reset answers a SYN: refused
+  } else {
+    e = err == ERR_RST ? ECONNRESET : (err == ERR_ABRT ? ETIMEDOUT : map_err(err));
+  }
+  s->connecting_ = false;
+  s->pending_error_ = e;
+  s->eng_.changed();
+}
+
+err_t tcp_socket::on_connected(void* arg, tcp_pcb*, err_t) {
+  auto* s = static_cast<tcp_socket*>(arg);
+  if (s == nullptr) return ERR_OK;
+  s->connecting_ = false;
+  s->connected_ = true;
+  s->eng_.changed();
+  return ERR_OK;
+}
+
+err_t tcp_socket::on_accept(void* arg, tcp_pcb* pcb, err_t err) {
+  auto* l = static_cast<tcp_socket*>(arg);
+  if (l == nullptr || err != ERR_OK || pcb == nullptr) return ERR_VAL;
+  std::unique_ptr<tcp_socket> child;
+  try {
+    child = std::make_unique<tcp_socket>(l->host_, l->family_, pcb);
+  } catch (const std::bad_alloc&) {
+    l->eng_.count_memory_failure();
+    return ERR_MEM;
+  }
+  child->nodelay_ = l->nodelay_;
+  child->keepalive_ = l->keepalive_;
+  child->keep_idle_ = l->keep_idle_;
+  child->keep_intvl_ = l->keep_intvl_;
+  child->keep_cnt_ = l->keep_cnt_;
+  child->rcvbuf_ = l->rcvbuf_;
+  child->sndbuf_ = l->sndbuf_;
+  child->v6only_ = l->v6only_;
+  child->apply_options();
+  // The connection counts against the backlog until accept() takes it (tcp_backlog_accepted).
+  tcp_backlog_delayed(pcb);
+  child->host_.set_claim({child.get(), true, pcb->local_ip, pcb->local_port, false, false});
+  l->accept_queue_.push_back(std::move(child));
+  l->eng_.changed();
+  return ERR_OK;
+}
+
+// ---- socket_impl ------------------------------------------------------------------------------
+
+int tcp_socket::bind_locked(ip_addr_t ip, uint16_t port) {
+  if (bound_ || connected_ || connecting_ || listening_) return EINVAL;
+  if (!host_.is_local(ip)) return EADDRNOTAVAIL;
+  port_claim claim{this, true, ip, port, reuse_, false};
+  if (port != 0) {
+    if (int e = host_.check_claim(claim, v6only_, family_ == AF_INET6); e != 0) return e;
+  }
+  if (int e = ensure_pcb(); e != 0) return e;
+  err_t r = tcp_bind(pcb_, &ip, port);
+  if (r != ERR_OK) return map_err(r);
+  claim.port = pcb_->local_port;
+  host_.set_claim(claim);
+  bound_ = true;
+  return 0;
+}
+
+int tcp_socket::bind(const sockaddr* addr, socklen_t len) {
+  ip_addr_t ip;
+  uint16_t port = 0;
+  if (int e = from_sockaddr(addr, len, ip, port); e != 0) return e == ENETUNREACH ? EINVAL : e;
+  std::unique_lock lk(eng_.mutex());
+  eng_.enter(&host_);
+  if (is_any(ip) && family_ == AF_INET6) ip = wildcard();
+  return bind_locked(ip, port);
+}
+
+int tcp_socket::listen(int backlog) {
+  std::unique_lock lk(eng_.mutex());
+  eng_.enter(&host_);
+  if (connected_ || connecting_ || closed_) return EINVAL;
+  backlog = std::clamp(backlog, 0, 254) + 1;  // Linux admits backlog + 1 connections
+  if (listening_) {
+    if (pcb_ != nullptr) {
+      reinterpret_cast<tcp_pcb_listen*>(pcb_)->backlog = static_cast<u8_t>(backlog);
+    }
+    backlog_ = backlog;
+    return 0;
+  }
+  if (!bound_) {
+    if (int e = bind_locked(wildcard(), 0); e != 0) return e;
+  }
+  // Listening sockets conflict with any other socket on the port, whatever SO_REUSEADDR says.
+  port_claim claim{this, true, pcb_->local_ip, pcb_->local_port, reuse_, true};
+  if (int e = host_.check_claim(claim, v6only_, family_ == AF_INET6); e != 0) return e;
+  // lwIP refuses a second listener on the same address if SOF_REUSEADDR is set, across every host:
+  // clear it for the call (our claim check already ran), then set it again on the listening pcb.
+  ip_reset_option(pcb_, SOF_REUSEADDR);
+  err_t err = ERR_OK;
+  tcp_pcb* old = pcb_;
+  tcp_pcb* lpcb = tcp_listen_with_backlog_and_err(old, static_cast<u8_t>(backlog), &err);
+  if (lpcb == nullptr) {
+    ip_set_option(old, SOF_REUSEADDR);
+    if (err == ERR_MEM) eng_.count_memory_failure();
+    return map_err(err);
+  }
+  pcb_ = nullptr;  // old was freed by lwIP
+  ip_set_option(lpcb, SOF_REUSEADDR);
+  attach(lpcb);
+  listening_ = true;
+  backlog_ = backlog;
+  host_.set_claim(claim);
+  return 0;
+}
+
+int tcp_socket::connect(const sockaddr* addr, socklen_t len, const wait_spec& w) {
+  ip_addr_t ip;
+  uint16_t port = 0;
+  int conv = from_sockaddr(addr, len, ip, port);
+  if (conv != 0) return conv;
+  std::unique_lock lk(eng_.mutex());
+  eng_.enter(&host_);
+  if (listening_) return EISCONN;
+  if (connected_ && !closed_) return EISCONN;
+  if (!connecting_) {
+    if (closed_) {  // an earlier attempt failed: report it once, then start afresh
+      if (int e = take_error(); e != 0) return e;
+      closed_ = false;
+    }
+    if (port == 0 || is_any(ip)) {
+      // Linux connects to INADDR_ANY as to the local host; port 0 is refused.
+      if (port == 0) return ECONNREFUSED;
+    }
+    if (int e = ensure_pcb(); e != 0) return e;
+    if (!bound_ || is_any(pcb_->local_ip)) {
+      // Pick the source now: the loopback for loopback, else this host's address. (Unbound, lwIP
+      // would pick from the route, and an ANY bind would take this port on every host.)
+      ip_addr_t dest = ip;
+      if (is_any(dest)) {
+        ip_addr_set_loopback(IP_IS_V6_VAL(dest), &dest);
+      }
+      ip_addr_t src = host_.source_for(dest);
+      ip = dest;
+      if (!bound_) {
+        if (int e = bind_locked(src, 0); e != 0) return e;
+      } else {
+        ip_addr_copy(pcb_->local_ip, src);
+      }
+    }
+    err_t r = tcp_connect(pcb_, &ip, port, &tcp_socket::on_connected);
+    if (r != ERR_OK) {
+      if (r == ERR_MEM) eng_.count_memory_failure();
+      return map_err(r);
+    }
+    host_.set_claim({this, true, pcb_->local_ip, pcb_->local_port, reuse_, false});
+    connecting_ = true;
+    eng_.pump();
+    // Even when the handshake already finished (in-process peers answer at once), a non-blocking
+    // connect reports EINPROGRESS, as the kernel's does over loopback.
+    if (w.how == wait_spec::mode::nonblock) return EINPROGRESS;
+  } else if (w.how == wait_spec::mode::nonblock) {
+    return EALREADY;
+  }
+  int e = eng_.wait(lk, w, [&] { return !connecting_; });
+  if (e != 0) return e;
+  if (connected_) return 0;
+  return take_error();
+}
+
+int tcp_socket::accept(const wait_spec& w, std::unique_ptr<socket_impl>& out,
+                       sockaddr_storage& peer, socklen_t& peer_len) {
+  std::unique_lock lk(eng_.mutex());
+  eng_.enter(&host_);
+  if (!listening_) return EINVAL;
+  int e = eng_.wait(lk, w, [&] { return !accept_queue_.empty() || rd_shut_ || pcb_ == nullptr; });
+  if (e != 0) return e;
+  if (accept_queue_.empty()) return EINVAL;
+  std::unique_ptr<tcp_socket> child = std::move(accept_queue_.front());
+  accept_queue_.pop_front();
+  if (child->pcb_ != nullptr) {
+    tcp_backlog_accepted(child->pcb_);
+    to_sockaddr(child->pcb_->remote_ip, child->pcb_->remote_port, peer, peer_len);
+  } else {
+    // Reset before accept(): Linux still hands it out; its first recv reports the reset.
+    to_sockaddr(*IP4_ADDR_ANY, 0, peer, peer_len);
+  }
+  out = std::move(child);
+  eng_.pump();
+  return 0;
+}
+
+size_t tcp_socket::copy_out(void* buf, size_t len, bool peek) {
+  auto* dst = static_cast<char*>(buf);
+  size_t copied = 0;
+  size_t offset = rx_offset_;
+  auto it = rx_.begin();
+  while (copied < len && it != rx_.end()) {
+    pbuf* p = *it;
+    size_t avail = p->tot_len - offset;
+    size_t n = std::min(avail, len - copied);
+    pbuf_copy_partial(p, dst + copied, static_cast<u16_t>(n), static_cast<u16_t>(offset));
+    copied += n;
+    if (n == avail) {
+      offset = 0;
+      ++it;
+      if (!peek) {
+        pbuf_free(p);
+        rx_.pop_front();
+        it = rx_.begin();
+      }
+    } else {
+      offset += n;
+    }
+  }
+  if (!peek) {
+    rx_offset_ = offset;
+    rx_bytes_ -= copied;
+    if (pcb_ != nullptr && copied > 0) {
+      // Reopen the window for what was read (tcp_recved takes at most 64 KiB at a time).
+      size_t left = copied;
+      while (left > 0) {
+        u16_t step = static_cast<u16_t>(std::min<size_t>(left, 0xffff));
+        tcp_recved(pcb_, step);
+        left -= step;
+      }
+    }
+  }
+  return copied;
+}
+
+int tcp_socket::recv(void* buf, size_t len, int flags, const wait_spec& w_in, size_t& got,
+                     sockaddr_storage* from, socklen_t* from_len) {
+  got = 0;
+  if (flags & ~(MSG_PEEK | MSG_DONTWAIT | MSG_WAITALL | MSG_NOSIGNAL)) return EOPNOTSUPP;
+  wait_spec w = w_in;
+  if (flags & MSG_DONTWAIT) w.how = wait_spec::mode::nonblock;
+  std::unique_lock lk(eng_.mutex());
+  eng_.enter(&host_);
+  if (listening_) return ENOTCONN;
+  if (!connected_ && !connecting_ && !closed_) return ENOTCONN;
+  if (len == 0) return 0;
+  const bool peek = flags & MSG_PEEK;
+  const bool waitall = (flags & MSG_WAITALL) && !peek;
+  while (true) {
+    int e = eng_.wait(lk, w, [&] {
+      return rx_bytes_ > 0 || peer_fin_ || rd_shut_ || closed_ || (!connecting_ && !connected_);
+    });
+    if (e != 0) {
+      if (got > 0) return 0;
+      return e;
+    }
+    if (rx_bytes_ > 0) {
+      got += copy_out(static_cast<char*>(buf) + got, len - got, peek);
+      eng_.pump();
+      if (!waitall || got == len) break;
+      continue;
+    }
+    if (got > 0) break;
+    if (closed_ && pending_error_ != 0) return take_error();
+    break;  // end of stream (FIN, SHUT_RD, or a connection that is gone)
+  }
+  if (from != nullptr && from_len != nullptr) *from_len = 0;
+  return 0;
+}
+
+int tcp_socket::send_locked(const char* data, size_t len, size_t& sent) {
+  while (sent < len && pcb_ != nullptr) {
+    size_t room = tcp_sndbuf(pcb_);
+    if (room == 0 || tcp_sndqueuelen(pcb_) >= TCP_SND_QUEUELEN - 4) break;
+    size_t n = std::min({len - sent, room, kMaxWrite});
+    u8_t flags = TCP_WRITE_FLAG_COPY;
+    if (sent + n < len) flags |= TCP_WRITE_FLAG_MORE;
+    err_t r = tcp_write(pcb_, data + sent, static_cast<u16_t>(n), flags);
+    if (r == ERR_MEM) break;  // queue full: wait for acknowledgements
+    if (r != ERR_OK) return map_err(r);
+    sent += n;
+  }
+  if (pcb_ != nullptr) tcp_output(pcb_);
+  return 0;
+}
+
+int tcp_socket::send(const void* buf, size_t len, int flags, const wait_spec& w_in, size_t& sent,
+                     const sockaddr*, socklen_t) {
+  sent = 0;
+  if (flags & ~(MSG_DONTWAIT | MSG_NOSIGNAL | MSG_MORE)) return EOPNOTSUPP;
+  wait_spec w = w_in;
+  if (flags & MSG_DONTWAIT) w.how = wait_spec::mode::nonblock;
+  std::unique_lock lk(eng_.mutex());
+  eng_.enter(&host_);
+  const char* data = static_cast<const char*>(buf);
+  while (true) {
+    if (pending_error_ != 0 && closed_) return take_error();
+    if (wr_shut_ || closed_) return EPIPE;
+    if (!connected_ && !connecting_) return EPIPE;
+    if (connected_ && pcb_ != nullptr) {
+      if (int e = send_locked(data, len, sent); e != 0) return e;
+      eng_.pump();
+      if (sent == len) return 0;
+      // Blocking sockets send everything (as the kernel does); others return what fit.
+      if (sent > 0 && w.how != wait_spec::mode::block) return 0;
+    }
+    int e = eng_.wait(lk, w, [&] {
+      return closed_ || wr_shut_ || pcb_ == nullptr ||
+             (connected_ && tcp_sndbuf(pcb_) > 0 && tcp_sndqueuelen(pcb_) < TCP_SND_QUEUELEN - 4);
+    });
+    if (e != 0) return sent > 0 ? 0 : e;
+  }
+}
+
+int tcp_socket::shutdown(int how) {
+  if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR) return EINVAL;
+  std::unique_lock lk(eng_.mutex());
+  eng_.enter(&host_);
+  if (listening_) {
+    if (how == SHUT_WR) return ENOTCONN;
+    rd_shut_ = true;  // Linux stops listening: a blocked accept() returns EINVAL
+    eng_.changed();
+    eng_.pump();
+    return 0;
+  }
+  bool was_connected = connected_ || connecting_;
+  if (how != SHUT_WR) rd_shut_ = true;
+  if (how != SHUT_RD) {
+    bool first = !wr_shut_;
+    wr_shut_ = true;
+    if (first && pcb_ != nullptr && connected_) tcp_shutdown(pcb_, 0, 1);
+  }
+  eng_.changed();
+  eng_.pump();
+  return was_connected ? 0 : ENOTCONN;
+}
+
+int tcp_socket::getsockname(sockaddr_storage& addr, socklen_t& len) const {
+  std::unique_lock lk(eng_.mutex());
+  if (pcb_ == nullptr) {
+    ip_addr_t any = wildcard();
+    to_sockaddr(any, 0, addr, len);
+    return 0;
+  }
+  to_sockaddr(pcb_->local_ip, pcb_->local_port, addr, len);
+  return 0;
+}
+
+int tcp_socket::getpeername(sockaddr_storage& addr, socklen_t& len) const {
+  std::unique_lock lk(eng_.mutex());
+  if (pcb_ == nullptr || !connected_ || listening_) return ENOTCONN;
+  to_sockaddr(pcb_->remote_ip, pcb_->remote_port, addr, len);
+  return 0;
+}
+
+int tcp_socket::getsockopt(int level, int opt, void* value, socklen_t& len) const {
+  std::unique_lock lk(eng_.mutex());
+  int v = 0;
+  bool handled = false;
+  if (level == SOL_SOCKET && opt == SO_LINGER) {
+    if (len < static_cast<socklen_t>(sizeof(linger))) return EINVAL;
+    std::memcpy(value, &linger_, sizeof linger_);
+    len = sizeof linger_;
+    return 0;
+  }
+  if (level == SOL_SOCKET) {
+    switch (opt) {
+      case SO_TYPE:
+        v = SOCK_STREAM;
+        handled = true;
+        break;
+      case SO_PROTOCOL:
+        v = IPPROTO_TCP;
+        handled = true;
+        break;
+      case SO_ACCEPTCONN:
+        v = listening_ && !rd_shut_ ? 1 : 0;
+        handled = true;
+        break;
+      case SO_KEEPALIVE:
+        v = keepalive_ ? 1 : 0;
+        handled = true;
+        break;
+      case SO_ERROR:
+        v = const_cast<tcp_socket*>(this)->take_error();
+        handled = true;
+        break;
+      default:
+        break;
+    }
+  } else if (level == IPPROTO_TCP) {
+    switch (opt) {
+      case TCP_NODELAY:
+        v = nodelay_ ? 1 : 0;
+        handled = true;
+        break;
+      case TCP_KEEPIDLE:
+        v = keep_idle_;
+        handled = true;
+        break;
+      case TCP_KEEPINTVL:
+        v = keep_intvl_;
+        handled = true;
+        break;
+      case TCP_KEEPCNT:
+        v = keep_cnt_;
+        handled = true;
+        break;
+      case TCP_MAXSEG:
+        v = pcb_ != nullptr && connected_ ? pcb_->mss : 536;
+        handled = true;
+        break;
+      default:
+        return ENOPROTOOPT;
+    }
+  }
+  if (!handled) {
+    if (int e = common_getsockopt(level, opt, v, handled); e != 0) return e;
+    if (!handled) return ENOPROTOOPT;
+  }
+  if (len < static_cast<socklen_t>(sizeof(int))) {
+    if (len <= 0) return EINVAL;
+    std::memcpy(value, &v, static_cast<size_t>(len));  // Linux truncates
+    return 0;
+  }
+  std::memcpy(value, &v, sizeof v);
+  len = sizeof v;
+  return 0;
+}
+
+int tcp_socket::setsockopt(int level, int opt, const void* value, socklen_t len) {
+  if (level == SOL_SOCKET && opt == SO_LINGER) {
+    if (len < static_cast<socklen_t>(sizeof(linger))) return EINVAL;
+    // Kept and reported back. {1, 0} makes close() reset; a positive linger time does not make
+    // close() block here: the data is still delivered in the background.
+    std::unique_lock lk(eng_.mutex());
+    std::memcpy(&linger_, value, sizeof linger_);
+    linger_.l_onoff = linger_.l_onoff != 0 ? 1 : 0;
+    return 0;
+  }
+  if (len < static_cast<socklen_t>(sizeof(int))) return EINVAL;
+  int v;
+  std::memcpy(&v, value, sizeof v);
+  std::unique_lock lk(eng_.mutex());
+  if (level == IPPROTO_IPV6 && opt == IPV6_V6ONLY && family_ == AF_INET6) {
+    if (bound_ || listening_ || connected_ || connecting_) return EINVAL;
+    v6only_ = v != 0;
+    if (pcb_ != nullptr) {
+      // A dual-stack pcb cannot become IPv6-only: start from a fresh one (nothing is bound yet).
+      tcp_pcb* p = pcb_;
+      detach_pcb();
+      tcp_abort(p);
+    }
+    return 0;
+  }
+  if (level == SOL_SOCKET) {
+    switch (opt) {
+      case SO_KEEPALIVE:
+        keepalive_ = v != 0;
+        apply_options();
+        return 0;
+      default:
+        break;
+    }
+  } else if (level == IPPROTO_TCP) {
+    switch (opt) {
+      case TCP_NODELAY:
+        nodelay_ = v != 0;
+        break;
+      case TCP_KEEPIDLE:
+        if (v < 1 || v > 32767) return EINVAL;
+        keep_idle_ = v;
+        break;
+      case TCP_KEEPINTVL:
+        if (v < 1 || v > 32767) return EINVAL;
+        keep_intvl_ = v;
+        break;
+      case TCP_KEEPCNT:
+        if (v < 1 || v > 127) return EINVAL;
+        keep_cnt_ = v;
+        break;
+      default:
+        return ENOPROTOOPT;
+    }
+    apply_options();
+    if (opt == TCP_NODELAY && nodelay_ && pcb_ != nullptr && connected_) {
+      tcp_output(pcb_);  // Linux pushes pending data when Nagle is switched off
+      eng_.pump();
+    }
+    return 0;
+  }
+  bool handled = false;
+  if (int e = common_setsockopt(level, opt, v, handled); e != 0) return e;
+  if (!handled) return ENOPROTOOPT;
+  apply_options();
+  return 0;
+}
+
+short tcp_socket::readiness(short events) {
+  short r = 0;
+  if (listening_) {
+    if (!accept_queue_.empty() || rd_shut_) r |= POLLIN;
+    return static_cast<short>(r & (events | POLLERR | POLLHUP));
+  }
+  const bool dead = closed_;
+  if (rx_bytes_ > 0 || peer_fin_ || rd_shut_ || dead) r |= POLLIN | POLLRDNORM;
+  if (dead || (!connected_ && !connecting_)) {
+    r |= POLLOUT | POLLWRNORM | POLLHUP;
+  } else if (connected_ && !wr_shut_ && pcb_ != nullptr && tcp_sndbuf(pcb_) > 0 &&
+             tcp_sndqueuelen(pcb_) < TCP_SND_QUEUELEN - 4) {
+    r |= POLLOUT | POLLWRNORM;
+  } else if (wr_shut_) {
+    r |= POLLOUT | POLLWRNORM;
+  }
+  if (peer_fin_ && wr_shut_) r |= POLLHUP;
+  if (pending_error_ != 0) r |= POLLERR;
+  return static_cast<short>(r & (events | POLLERR | POLLHUP));
+}
+
+short tcp_socket::poll_now(short events) {
+  std::unique_lock lk(eng_.mutex());
+  return readiness(events);
+}
+
+}  // namespace anysock::lwip_detail
