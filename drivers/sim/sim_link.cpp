@@ -6,6 +6,7 @@
 #include "../../stack/lwip/host.hpp"
 #include "lwip/ip4.h"
 #include "lwip/ip6.h"
+#include "lwip/mem.h"
 #include "lwip/pbuf.h"
 #include "lwip/prot/ip.h"
 #include "lwip/prot/ip4.h"
@@ -72,16 +73,92 @@ bool sim_link::transmit(host* from, pbuf* p, bool ipv6) {
     from->count_drop();
     return false;
   }
-  // Copy: lwIP keeps `p` (TCP retransmits from it) and the receiver must own its packet.
-  pbuf* copy = pbuf_alloc(PBUF_RAW, p->tot_len, PBUF_RAM);
+  pbuf* copy = p->tot_len >= kShareAbove ? share(p, ipv6) : nullptr;
   if (copy == nullptr) {
-    from->count_drop();
-    from->eng().count_memory_failure();
-    return false;
+    // Copy: lwIP keeps `p` (TCP retransmits from it) and the receiver must own its packet.
+    copy = pbuf_alloc(PBUF_RAW, p->tot_len, PBUF_RAM);
+    if (copy == nullptr) {
+      from->count_drop();
+      from->eng().count_memory_failure();
+      return false;
+    }
+    pbuf_copy(copy, p);
   }
-  pbuf_copy(copy, p);
   queue_.push_back({copy, to, 0.0});
   return true;
+}
+
+namespace {
+
+// A receiver's view of payload bytes that stay in the sender's pbuf: holds a reference on the
+// sender's packet until the receiver frees it.
+struct shared_payload {
+  pbuf_custom custom;
+  pbuf* original;
+};
+
+void free_shared_payload(pbuf* p) {
+  auto* sp = reinterpret_cast<shared_payload*>(p);
+  pbuf_free(sp->original);
+  mem_free(sp);
+}
+
+// Length of the IP and transport headers at the start of `p` (0 if they are not in its first pbuf).
+size_t header_length(const pbuf* p, bool ipv6) {
+  const auto* bytes = static_cast<const u8_t*>(p->payload);
+  size_t ip_len = 0;
+  u8_t proto = 0;
+  if (ipv6) {
+    if (p->len < IP6_HLEN) return 0;
+    ip_len = IP6_HLEN;
+    proto = IP6H_NEXTH(static_cast<const ip6_hdr*>(p->payload));
+  } else {
+    if (p->len < IP_HLEN) return 0;
+    ip_len = static_cast<size_t>(IPH_HL_BYTES(static_cast<const ip_hdr*>(p->payload)));
+    proto = IPH_PROTO(static_cast<const ip_hdr*>(p->payload));
+  }
+  if (proto == IP_PROTO_TCP) {
+    if (p->len < ip_len + 20) return 0;
+    return ip_len + static_cast<size_t>((bytes[ip_len + 12] >> 4) * 4);
+  }
+  if (proto == IP_PROTO_UDP) return ip_len + 8;
+  return 0;
+}
+
+}  // namespace
+
+pbuf* sim_link::share(pbuf* p, bool ipv6) {
+  // Zero-copy delivery of a large packet: the receiver gets a copy of the headers (the sender
+  // rewrites its TCP header on retransmission) followed by references to the payload bytes, which
+  // no one writes once sent. While the receiver holds them the sender's pbuf has a second
+  // reference, so lwIP does not retransmit from it (tcp_output_segment_busy), as with any driver
+  // that queues packets by reference.
+  size_t hlen = header_length(p, ipv6);
+  if (hlen == 0 || hlen > p->len || hlen >= p->tot_len) return nullptr;
+  pbuf* head = pbuf_alloc(PBUF_RAW, static_cast<u16_t>(hlen), PBUF_RAM);
+  if (head == nullptr) return nullptr;
+  std::memcpy(head->payload, p->payload, hlen);
+  size_t skip = hlen;
+  for (pbuf* q = p; q != nullptr; q = q->next) {
+    if (skip >= q->len) {
+      skip -= q->len;
+      continue;
+    }
+    auto* sp = static_cast<shared_payload*>(mem_malloc(sizeof(shared_payload)));
+    if (sp == nullptr) {
+      pbuf_free(head);
+      return nullptr;
+    }
+    sp->custom.custom_free_function = &free_shared_payload;
+    sp->original = p;
+    u16_t n = static_cast<u16_t>(q->len - skip);
+    pbuf* piece = pbuf_alloced_custom(PBUF_RAW, n, PBUF_REF, &sp->custom,
+                                      static_cast<u8_t*>(q->payload) + skip, n);
+    pbuf_ref(p);
+    pbuf_cat(head, piece);
+    skip = 0;
+  }
+  return head;
 }
 
 size_t sim_link::deliver_due(double now) {

@@ -47,6 +47,10 @@ class sim_link {
   bool empty() const { return queue_.empty(); }
 
  private:
+  // Packets at least this long are delivered by reference (share), shorter ones copied.
+  static constexpr size_t kShareAbove = 2048;
+  pbuf* share(pbuf* p, bool ipv6);
+
   struct packet {
     pbuf* p;
     host* to;

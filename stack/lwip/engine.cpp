@@ -163,6 +163,7 @@ void engine::shutdown_lwip() {
     }
   }
   tcp_ticks = 0;
+  anysock_lwip_heap_release();
 }
 
 double engine::now() const { return monotonic_seconds(); }

@@ -13,6 +13,8 @@
 
 #include <deque>
 #include <memory>
+#include <mutex>
+#include <vector>
 
 #include "anysock/backend.hpp"
 #include "host.hpp"
@@ -101,6 +103,7 @@ class tcp_socket final : public lwip_socket {
   void apply_options();
   int bind_locked(ip_addr_t ip, uint16_t port);
   size_t copy_out(void* buf, size_t len, bool peek);
+  size_t take_out(std::unique_lock<std::mutex>& lk, char* dst, size_t len);
   int send_locked(const char* data, size_t len, size_t& sent);
   void release_rx();
 
@@ -122,6 +125,13 @@ class tcp_socket final : public lwip_socket {
   size_t rx_offset_ = 0;  // bytes of rx_.front() already consumed
   size_t rx_bytes_ = 0;
   std::deque<std::unique_ptr<tcp_socket>> accept_queue_;
+  std::mutex reader_mu_;  // one recv at a time: it copies out of rx_ without the engine lock
+  struct rx_piece {
+    pbuf* p;
+    size_t offset, n;
+    bool whole;  // consumed to its end: freed after the copy
+  };
+  std::vector<rx_piece> pieces_;  // take_out's plan, kept to reuse its memory
 };
 
 class udp_socket final : public lwip_socket {

@@ -8,6 +8,7 @@
 
 #include "../../drivers/sim/sim_link.hpp"
 #include "anysock/lwip.hpp"
+#include "anysock_lwip_port.h"
 #include "host.hpp"
 
 namespace anysock::lwip_detail {
@@ -171,6 +172,16 @@ counters read_counters() {
 int poll() {
   auto eng = lwip_detail::engine::running();
   return eng ? eng->poll_once() : 0;
+}
+
+void set_memory_limit(size_t bytes) {
+  auto eng = lwip_detail::engine::running();
+  if (!eng) {
+    anysock_lwip_set_heap_limit(bytes);
+    return;
+  }
+  std::unique_lock lk(eng->mutex());
+  anysock_lwip_set_heap_limit(bytes);
 }
 
 std::string leak_report() {

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "lwip/pbuf.h"
 #include "lwip/priv/tcp_priv.h"
@@ -429,12 +430,55 @@ size_t tcp_socket::copy_out(void* buf, size_t len, bool peek) {
   return copied;
 }
 
+size_t tcp_socket::take_out(std::unique_lock<std::mutex>& lk, char* dst, size_t len) {
+  // Under the lock: take the bytes off the receive queue (this thread is the only reader). Without
+  // it: copy them, so the peer's sender keeps the engine meanwhile. Under it again: free what was
+  // consumed whole and reopen the window.
+  std::vector<rx_piece>& pieces = pieces_;
+  pieces.clear();
+  size_t total = 0;
+  while (total < len && !rx_.empty()) {
+    pbuf* p = rx_.front();
+    size_t avail = p->tot_len - rx_offset_;
+    size_t n = std::min(avail, len - total);
+    pieces.push_back({p, rx_offset_, n, n == avail});
+    if (n == avail) {
+      rx_.pop_front();
+      rx_offset_ = 0;
+    } else {
+      rx_offset_ += n;
+    }
+    total += n;
+  }
+  rx_bytes_ -= total;
+  lk.unlock();
+  size_t at = 0;
+  for (const rx_piece& pc : pieces) {
+    pbuf_copy_partial(pc.p, dst + at, static_cast<u16_t>(pc.n), static_cast<u16_t>(pc.offset));
+    at += pc.n;
+  }
+  lk.lock();
+  for (const rx_piece& pc : pieces) {
+    if (pc.whole) pbuf_free(pc.p);
+  }
+  pieces.clear();
+  if (pcb_ != nullptr) {
+    for (size_t left = total; left > 0;) {
+      u16_t step = static_cast<u16_t>(std::min<size_t>(left, 0xffff));
+      tcp_recved(pcb_, step);
+      left -= step;
+    }
+  }
+  return total;
+}
+
 int tcp_socket::recv(void* buf, size_t len, int flags, const wait_spec& w_in, size_t& got,
                      sockaddr_storage* from, socklen_t* from_len) {
   got = 0;
   if (flags & ~(MSG_PEEK | MSG_DONTWAIT | MSG_WAITALL | MSG_NOSIGNAL)) return EOPNOTSUPP;
   wait_spec w = w_in;
   if (flags & MSG_DONTWAIT) w.how = wait_spec::mode::nonblock;
+  std::unique_lock reader(reader_mu_);  // before the engine lock, never the other way round
   std::unique_lock lk(eng_.mutex());
   eng_.enter(&host_);
   if (listening_) return ENOTCONN;
@@ -451,7 +495,8 @@ int tcp_socket::recv(void* buf, size_t len, int flags, const wait_spec& w_in, si
       return e;
     }
     if (rx_bytes_ > 0) {
-      got += copy_out(static_cast<char*>(buf) + got, len - got, peek);
+      got += peek ? copy_out(static_cast<char*>(buf) + got, len - got, true)
+                  : take_out(lk, static_cast<char*>(buf) + got, len - got);
       eng_.pump();
       if (!waitall || got == len) break;
       continue;

@@ -2,6 +2,7 @@
 // leak check. Backends come from make_backend("lwip+sim:…") like any other (see README.md).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -53,6 +54,12 @@ void remove_host_entry(const std::string& name);
 /// runs due lwIP timers once; returns how many packets or timers it handled. Call it from the
 /// program's loop between non-blocking socket calls. Harmless in thread mode. Thread-safe.
 int poll();
+
+/// Caps the memory lwIP may hold (packets, connections; bytes, 0 = no cap, the default) for every
+/// engine of the process. Past the cap lwIP's allocations fail as under real exhaustion: socket
+/// calls raise ENOBUFS / ENOMEM (or wait for memory, as the kernel's do), packets are dropped and
+/// counted. Thread-safe.
+void set_memory_limit(size_t bytes);
 
 /// Settles the running engine (aborts connections in TIME_WAIT, delivers what is queued) and checks
 /// that every lwIP pool and the heap are back to the counts the engine started with. Returns ""

@@ -10,6 +10,7 @@
 #ifndef ANYSOCK_LWIP_PORT_H
 #define ANYSOCK_LWIP_PORT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -29,6 +30,16 @@ void anysock_lwip_diag(const char* format, ...) __attribute__((format(printf, 1,
 /* LWIP_PLATFORM_ASSERT: prints "lwIP assertion failed: <message> at <file>:<line>" and aborts. */
 void anysock_lwip_assert_failed(const char* message, const char* file, int line)
     __attribute__((noreturn));
+
+/* lwIP's heap (heap.c; mem_clib_malloc/_calloc/_free in lwipopts.h): malloc with a per-size cache.
+ */
+void* anysock_lwip_malloc(size_t size);
+void* anysock_lwip_calloc(size_t count, size_t size);
+void anysock_lwip_free(void* p);
+/* Allocations fail once lwIP would hold more than `bytes` (0: no limit). */
+void anysock_lwip_set_heap_limit(size_t bytes);
+/* Returns every cached block to the C library (the engine calls it when it shuts down). */
+void anysock_lwip_heap_release(void);
 
 #ifdef __cplusplus
 }

@@ -30,6 +30,11 @@
 /* The heap is the C library's: lwIP's first-fit mem_malloc took ~80% of the CPU with large windows
  * (LWIP_NOTES.md), and malloc is what ASan/LSan watch. */
 #define MEM_LIBC_MALLOC 1
+/* ... through a per-size cache with an optional limit (heap.c): glibc trims and refaults the pages of
+ * every freed 64 KiB segment, which dominated bulk transfers. */
+#define mem_clib_malloc anysock_lwip_malloc
+#define mem_clib_calloc anysock_lwip_calloc
+#define mem_clib_free anysock_lwip_free
 /* Pools come from malloc too, so no fixed MEMP_NUM_* limit can run out when many hosts share the
  * stack; per-host limits are enforced in our layer. (The MEMP_NUM_* counts are then unused.) */
 #define MEMP_MEM_MALLOC 1
