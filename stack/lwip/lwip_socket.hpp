@@ -14,6 +14,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "anysock/backend.hpp"
@@ -120,7 +121,9 @@ class tcp_socket final : public lwip_socket {
   bool keepalive_ = false;
   int keep_idle_ = 7200, keep_intvl_ = 75, keep_cnt_ = 9;  // seconds, as Linux
   int backlog_ = 0;
-  linger linger_{};  // SO_LINGER: {1, 0} makes close() reset the connection
+  uint64_t acks_seen_ = 0;               // sent-callbacks so far
+  std::optional<uint64_t> memory_wait_;  // a send waits for an ack because memory ran out
+  linger linger_{};                      // SO_LINGER: {1, 0} makes close() reset the connection
   std::deque<pbuf*> rx_;
   size_t rx_offset_ = 0;  // bytes of rx_.front() already consumed
   size_t rx_bytes_ = 0;

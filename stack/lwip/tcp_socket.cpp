@@ -185,7 +185,10 @@ err_t tcp_socket::on_recv(void* arg, tcp_pcb* pcb, pbuf* p, err_t err) {
 }
 
 err_t tcp_socket::on_sent(void* arg, tcp_pcb*, u16_t) {
-  if (auto* s = static_cast<tcp_socket*>(arg)) s->eng_.changed();
+  if (auto* s = static_cast<tcp_socket*>(arg)) {
+    ++s->acks_seen_;
+    s->eng_.changed();
+  }
   return ERR_OK;
 }
 
@@ -517,7 +520,15 @@ int tcp_socket::send_locked(const char* data, size_t len, size_t& sent) {
     u8_t flags = TCP_WRITE_FLAG_COPY;
     if (sent + n < len) flags |= TCP_WRITE_FLAG_MORE;
     err_t r = tcp_write(pcb_, data + sent, static_cast<u16_t>(n), flags);
-    if (r == ERR_MEM) break;  // queue full: wait for acknowledgements
+    if (r == ERR_MEM) {
+      // lwIP could not allocate the segment: memory is exhausted (the buffer had room). With data
+      // in flight, acknowledgements will free some: wait for them. With none, nothing will:
+      // ENOBUFS.
+      eng_.count_memory_failure();
+      if (pcb_->unsent == nullptr && pcb_->unacked == nullptr && sent == 0) return ENOBUFS;
+      memory_wait_ = acks_seen_;
+      break;
+    }
     if (r != ERR_OK) return map_err(r);
     sent += n;
   }
@@ -546,9 +557,11 @@ int tcp_socket::send(const void* buf, size_t len, int flags, const wait_spec& w_
       if (sent > 0 && w.how != wait_spec::mode::block) return 0;
     }
     int e = eng_.wait(lk, w, [&] {
-      return closed_ || wr_shut_ || pcb_ == nullptr ||
-             (connected_ && tcp_sndbuf(pcb_) > 0 && tcp_sndqueuelen(pcb_) < TCP_SND_QUEUELEN - 4);
+      if (closed_ || wr_shut_ || pcb_ == nullptr) return true;
+      if (memory_wait_ && *memory_wait_ == acks_seen_) return false;  // no acknowledgement yet
+      return connected_ && tcp_sndbuf(pcb_) > 0 && tcp_sndqueuelen(pcb_) < TCP_SND_QUEUELEN - 4;
     });
+    memory_wait_.reset();
     if (e != 0) return sent > 0 ? 0 : e;
   }
 }

@@ -7,8 +7,8 @@
  * list pop. Larger blocks go straight to malloc.
  *
  * It also enforces an optional limit on the bytes lwIP holds (anysock_lwip_set_heap_limit): past it
- * an allocation fails as if memory were exhausted, so tests can prove that exhaustion surfaces as
- * ENOBUFS/ENOMEM errors and never as a crash.
+ * an allocation (of more than SMALL_BLOCK bytes) fails as if memory were exhausted, so tests can
+ * prove that exhaustion surfaces as ENOBUFS/ENOMEM errors and never as a crash.
  *
  * Called only with the lwIP engine's lock held (all lwIP calls are). Under AddressSanitizer the
  * cache is bypassed so use-after-free of a pbuf is still caught. */
@@ -36,6 +36,7 @@
 #define NUM_CLASSES (MAX_SHIFT - MIN_SHIFT + 1)
 #define HEADER 16 /* keeps the 16-byte alignment malloc gives */
 #define UNCACHED 0xff
+#define SMALL_BLOCK 128
 
 struct free_block {
   struct free_block* next;
@@ -54,7 +55,11 @@ static unsigned class_of(size_t size) {
 void anysock_lwip_set_heap_limit(size_t bytes) { heap_limit = bytes; }
 
 void* anysock_lwip_malloc(size_t size) {
-  if (heap_limit != 0 && (size_t)lwip_stats.mem.used + size > heap_limit) return NULL;
+  /* Bookkeeping blocks of SMALL_BLOCK bytes or less are never refused: lwIP asserts (aborts) when a
+   * timer cannot be allocated (sys_timeout), and these are tiny next to pcbs and packet buffers. */
+  if (heap_limit != 0 && size > SMALL_BLOCK && (size_t)lwip_stats.mem.used + size > heap_limit) {
+    return NULL;
+  }
   unsigned c = ANYSOCK_HEAP_CACHE ? class_of(size + HEADER) : UNCACHED;
   unsigned char* block;
   if (c != UNCACHED && free_lists[c] != NULL) {
