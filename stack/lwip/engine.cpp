@@ -28,6 +28,8 @@ namespace anysock::lwip_detail {
 namespace {
 
 constexpr double kForever = std::numeric_limits<double>::infinity();
+// Packets one pump() delivers at most before leaving the rest to the engine thread.
+constexpr size_t kPumpBudget = 1 << 16;
 
 double monotonic_seconds() {
   timespec ts{};
@@ -217,6 +219,11 @@ sim_link& engine::link(const std::string& name) {
 
 void engine::pump() {
   host* saved = current_;
+  // Bounded: a pathological exchange (two stacks answering each other forever) must not hold the
+  // lock forever. What is left is delivered by the engine thread (or the next poll), lock released
+  // in between, so every other thread still makes progress and deadlines still fire.
+  size_t budget = kPumpBudget;
+  backlog_ = false;
   while (true) {
     size_t moved = 0;
     for (auto& [name, l] : links_) moved += l->deliver_due(kForever);
@@ -228,6 +235,12 @@ void engine::pump() {
       }
     }
     if (moved == 0) break;
+    if (moved >= budget) {
+      backlog_ = true;
+      if (mode_ == mode::thread) engine_cv_.notify_one();
+      break;
+    }
+    budget -= moved;
   }
   enter(saved);
   if (dirty_) {
@@ -261,6 +274,12 @@ void engine::run_thread() {
   std::unique_lock lk(mu_);
   while (!stop_) {
     run_timers();
+    if (backlog_) {  // pump() stopped at its budget: go on, letting other threads in between
+      lk.unlock();
+      std::this_thread::yield();
+      lk.lock();
+      continue;
+    }
     u32_t ms = sys_timeouts_sleeptime();
     if (ms == SYS_TIMEOUTS_SLEEPTIME_INFINITE) {
       engine_wakes_at_ = kForever;

@@ -108,6 +108,7 @@ class engine {
   std::condition_variable engine_cv_;
   std::atomic<uint64_t> epoch_{0};
   bool dirty_ = false;
+  bool backlog_ = false;  // pump() left packets queued (its budget ran out)
   bool stop_ = false;
   int sleepers_ = 0;
   double engine_wakes_at_ = 0;  // when the engine thread will wake next (+inf: not scheduled)

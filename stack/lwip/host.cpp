@@ -234,7 +234,7 @@ ip_addr_t host::source_for(const ip_addr_t& dest) const {
 int host::check_claim(const port_claim& c, bool v6only, bool dual_stack) const {
   ip_addr_t mine = c.addr;
   if (dual_stack && !v6only && is_any(mine) && IP_IS_V6_VAL(mine)) {
-    ip_addr_set_any_val(1, mine);
+    ip_addr_copy(mine, *IP_ANY_TYPE);
   }
   for (const port_claim& o : claims_) {
     if (o.owner == c.owner || o.tcp != c.tcp || o.port != c.port) continue;

@@ -122,7 +122,7 @@ ip_addr_t lwip_socket::wildcard() const {
   } else if (v6only_) {
     ip_addr_set_zero_ip6(&a);
   } else {
-    ip_addr_set_any_val(1, a);
+    ip_addr_copy(a, *IP_ANY_TYPE);  // dual-stack: IPv6 and IPv4 (as mapped addresses)
   }
   return a;
 }

@@ -29,6 +29,12 @@ struct ip_addr; /* ip_addr_t */
 unsigned int anysock_lwip_tcp_isn(const struct ip_addr* local_ip, unsigned short local_port,
                                   const struct ip_addr* remote_ip, unsigned short remote_port);
 
+/* LWIP_HOOK_TCP_INPACKET_PCB: nonzero (ERR_OK is 0) drops the segment before TCP processes it. */
+struct tcp_pcb;
+struct tcp_hdr;
+struct pbuf;
+signed char anysock_lwip_tcp_inpacket(struct tcp_pcb* pcb, struct tcp_hdr* hdr, struct pbuf* p);
+
 #ifdef __cplusplus
 }
 #endif

@@ -46,6 +46,8 @@
  * cost nothing visible. lwIP never prints them (LWIP_STATS_DISPLAY 0). */
 #define LWIP_STATS 1
 #define LWIP_STATS_DISPLAY 0
+/* 32-bit counters: the 16-bit default wraps after 65,536 packets. */
+#define LWIP_STATS_LARGE 1
 #define MEM_STATS 1
 #define MEMP_STATS 1
 #define LINK_STATS 1
@@ -156,13 +158,15 @@
 #define LWIP_DISABLE_TCP_SANITY_CHECKS 1
 /* Small writes do not preallocate a whole (64 KiB) segment: at most one Ethernet MSS ahead. */
 #define TCP_OVERSIZE 1460
-/* 1 MiB receive window and send buffer, scaled (RFC 7323): enough for a fast real link and the
- * configuration measured in LWIP_NOTES.md (~1 GB/s with libc malloc). Memory is spent only on data
- * actually in flight or unread. TCP_RCV_SCALE 5 is the smallest shift that fits 1 MiB. */
+/* 2 MiB receive window and send buffer, scaled (RFC 7323); Linux's defaults are of the same order.
+ * Memory is spent only on data actually in flight or unread. Between two in-process hosts the window
+ * is the depth of the pipeline between sender and receiver threads: 1 MiB left both idle a quarter of
+ * the time at 64 KiB segments. Larger windows cost more at small MSS (lwIP's tcp_output walks the
+ * unacked list). TCP_RCV_SCALE 6 is the smallest shift that fits 2 MiB. */
 #define LWIP_WND_SCALE 1
-#define TCP_RCV_SCALE 5
-#define TCP_WND (1024 * 1024)
-#define TCP_SND_BUF (1024 * 1024)
+#define TCP_RCV_SCALE 6
+#define TCP_WND (2 * 1024 * 1024)
+#define TCP_SND_BUF (2 * 1024 * 1024)
 /* Segments queued for sending: 4 per MSS of buffer (small writes make short segments). Must stay
  * below 65535 (a u16 counter); tcp_write returns ERR_MEM beyond it. */
 #define TCP_SND_QUEUELEN ((4 * TCP_SND_BUF + 1459) / 1460)
@@ -190,6 +194,12 @@
  * engine keys it randomly in real time and from the seed in a simulation. */
 #define LWIP_HOOK_TCP_ISN(local_ip, local_port, remote_ip, remote_port) \
   anysock_lwip_tcp_isn((local_ip), (local_port), (remote_ip), (remote_port))
+
+/* Drops a duplicate pure ACK arriving while our receive window is zero (anysock_lwip_hooks.h): lwIP
+ * 2.1.3 answers every zero-length segment with an ACK when its window is 0, so two peers whose windows
+ * are both full ACK each other's ACKs forever (seen: the in-memory link looped at 100% CPU). */
+#define LWIP_HOOK_TCP_INPACKET_PCB(pcb, hdr, optlen, opt1len, opt2, p) \
+  anysock_lwip_tcp_inpacket((pcb), (hdr), (p))
 
 /* Exposes lwIP's timer list (sys_timeouts_get_next_timeout) and its cyclic timer handler, which the
  * engine needs to empty the timer list when it shuts down, so a new engine starts from no timers

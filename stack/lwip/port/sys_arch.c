@@ -8,7 +8,10 @@
 
 #include "anysock_lwip_hooks.h"
 #include "anysock_lwip_port.h"
+#include "lwip/pbuf.h"
+#include "lwip/prot/tcp.h"
 #include "lwip/sys.h"
+#include "lwip/tcp.h"
 
 #define ANYSOCK_WEAK __attribute__((weak))
 
@@ -60,8 +63,8 @@ ANYSOCK_WEAK struct netif* anysock_lwip_ip6_route(const struct ip6_addr* src,
   return NULL;
 }
 
-/* Without the engine (lwIP linked alone, as in its build test): sequence numbers from the generator.
- * The engine replaces this with a keyed hash (RFC 6528). */
+/* Without the engine (lwIP linked alone, as in its build test): sequence numbers from the
+ * generator. The engine replaces this with a keyed hash (RFC 6528). */
 ANYSOCK_WEAK unsigned int anysock_lwip_tcp_isn(const struct ip_addr* local_ip,
                                                unsigned short local_port,
                                                const struct ip_addr* remote_ip,
@@ -71,4 +74,22 @@ ANYSOCK_WEAK unsigned int anysock_lwip_tcp_isn(const struct ip_addr* local_ip,
   (void)remote_ip;
   (void)remote_port;
   return anysock_lwip_rand();
+}
+
+/* A duplicate pure ACK (no data, no SYN/FIN/RST, nothing new acknowledged, same window) arriving
+ * while our receive window is zero is dropped before lwIP sees it: lwIP 2.1.3's tcp_receive()
+ * treats every zero-length segment as out of window when rcv_wnd is 0 and answers it with an ACK,
+ * so two peers whose windows are both full would ACK each other's ACKs forever. Such an ACK carries
+ * no information, so dropping it changes nothing else; window probes (1 byte) and keepalives
+ * (rcv_nxt - 1) pass. */
+signed char anysock_lwip_tcp_inpacket(struct tcp_pcb* pcb, struct tcp_hdr* hdr, struct pbuf* p) {
+  if (pcb->state < ESTABLISHED || pcb->state > LAST_ACK) return ERR_OK;
+  if (pcb->rcv_wnd != 0 || p->tot_len != 0) return ERR_OK;
+  u8_t flags = TCPH_FLAGS(hdr);
+  if ((flags & (TCP_SYN | TCP_FIN | TCP_RST)) != 0 || (flags & TCP_ACK) == 0) return ERR_OK;
+  /* tcp_input has already turned the header's fields into host byte order. A keepalive carries
+   * rcv_nxt - 1 and must be answered; a peer past a refused window probe sends rcv_nxt + 1. */
+  if (hdr->seqno == pcb->rcv_nxt - 1 || hdr->ackno != pcb->lastack) return ERR_OK;
+  if (SND_WND_SCALE(pcb, (tcpwnd_size_t)hdr->wnd) != pcb->snd_wnd) return ERR_OK;
+  return ERR_VAL;
 }
