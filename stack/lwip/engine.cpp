@@ -3,6 +3,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -65,8 +66,8 @@ void cpu_relax() {
 #endif
 }
 
-// How long a waiter spins on the epoch before sleeping (iterations of cpu_relax, ~30 us).
-constexpr int kSpinIterations = 3000;
+// How long a waiter spins on the epoch before sleeping.
+constexpr double kSpinSeconds = 20e-6;
 
 // lwIP's pool names ("TCP_PCB", "PBUF_POOL", ...), in memp_t order.
 const char* const kPoolNames[] = {
@@ -266,7 +267,21 @@ void engine::wake_engine_thread_if_needed() {
 
 void engine::run_timers() {
   enter(nullptr);
+  // lwIP counts only fast retransmissions (mib2.tcpretranssegs); a retransmission timeout shows as
+  // a pcb's nrtx going up inside tcp_slowtmr. Count those too.
+  rto_before_.clear();
+  for (tcp_pcb* p = tcp_active_pcbs; p != nullptr; p = p->next) rto_before_.push_back({p, p->nrtx});
   sys_check_timeouts();
+  if (!rto_before_.empty()) {
+    std::sort(rto_before_.begin(), rto_before_.end());
+    for (tcp_pcb* p = tcp_active_pcbs; p != nullptr; p = p->next) {
+      auto it = std::lower_bound(rto_before_.begin(), rto_before_.end(),
+                                 std::pair<const void*, uint8_t>(p, 0));
+      if (it != rto_before_.end() && it->first == p && p->nrtx > it->second) {
+        rto_retransmissions_ += p->nrtx - it->second;
+      }
+    }
+  }
   pump();
 }
 
@@ -298,6 +313,23 @@ int engine::poll_once() {
   return static_cast<int>(epoch_.load() - before);
 }
 
+void engine::spin_until_changed(uint64_t seen) const {
+  // Short pauses, then yields: if the thread we wait for shares our CPU, yielding lets it run (a
+  // pure spin would hold the CPU it needs for the whole spin); on another CPU a yield returns at
+  // once.
+  const double give_up = now() + kSpinSeconds;
+  for (int i = 0;; ++i) {
+    for (int k = 0; k < 16; ++k) {
+      if (epoch_.load(std::memory_order_acquire) != seen) return;
+      cpu_relax();
+    }
+    if (i >= 4) {
+      std::this_thread::yield();
+      if (epoch_.load(std::memory_order_acquire) != seen || now() > give_up) return;
+    }
+  }
+}
+
 int engine::wait(std::unique_lock<std::mutex>& lk, const wait_spec& w,
                  const std::function<bool()>& pred) {
   while (true) {
@@ -309,10 +341,7 @@ int engine::wait(std::unique_lock<std::mutex>& lk, const wait_spec& w,
     // running right now on the other CPU, and sleeping would cost two context switches.
     uint64_t seen = epoch_.load(std::memory_order_acquire);
     lk.unlock();
-    for (int i = 0; i < kSpinIterations; ++i) {
-      if (epoch_.load(std::memory_order_acquire) != seen) break;
-      cpu_relax();
-    }
+    spin_until_changed(seen);
     lk.lock();
     if (epoch_.load(std::memory_order_acquire) != seen) continue;
     double until = w.how == wait_spec::mode::until ? w.deadline : kForever;
@@ -346,7 +375,7 @@ lwip::counters engine::read_counters() const {
   c.tcp_out = lwip_stats.tcp.xmit;
   c.tcp_drops = lwip_stats.tcp.drop;
   c.tcp_checksum_errors = lwip_stats.tcp.chkerr;
-  c.tcp_retransmissions = lwip_stats.mib2.tcpretranssegs;
+  c.tcp_retransmissions = lwip_stats.mib2.tcpretranssegs + rto_retransmissions_;
   c.udp_in = lwip_stats.udp.recv;
   c.udp_out = lwip_stats.udp.xmit;
   c.udp_drops = lwip_stats.udp.drop;

@@ -101,6 +101,7 @@ class engine {
   void run_timers();
   void wake_engine_thread_if_needed();
   void shutdown_lwip();
+  void spin_until_changed(uint64_t seen) const;
 
   mode mode_;
   std::mutex mu_;
@@ -119,6 +120,8 @@ class engine {
   std::map<std::string, std::unique_ptr<sim_link>> links_;
   std::vector<int64_t> baseline_;  // pools (MEMP_MAX entries) then the heap, at engine start
   uint64_t memory_failures_ = 0;
+  uint64_t rto_retransmissions_ = 0;
+  std::vector<std::pair<const void*, uint8_t>> rto_before_;  // run_timers' scratch
 };
 
 }  // namespace anysock::lwip_detail

@@ -86,6 +86,13 @@ signed char anysock_lwip_tcp_inpacket(struct tcp_pcb* pcb, struct tcp_hdr* hdr, 
   if (pcb->state < ESTABLISHED || pcb->state > LAST_ACK) return ERR_OK;
   if (pcb->rcv_wnd != 0 || p->tot_len != 0) return ERR_OK;
   u8_t flags = TCPH_FLAGS(hdr);
+  /* A bare FIN at the next sequence number is accepted even though the window is 0, as Linux does
+   * (tcp_data_queue): lwIP would drop it and the sender would resend it only on its retransmission
+   * timer, seconds later, although it takes no buffer space. */
+  if ((flags & TCP_FIN) != 0 && (flags & (TCP_SYN | TCP_RST)) == 0 && hdr->seqno == pcb->rcv_nxt) {
+    pcb->rcv_wnd = 1; /* consumed by the FIN itself in tcp_receive */
+    return ERR_OK;
+  }
   if ((flags & (TCP_SYN | TCP_FIN | TCP_RST)) != 0 || (flags & TCP_ACK) == 0) return ERR_OK;
   /* tcp_input has already turned the header's fields into host byte order. A keepalive carries
    * rcv_nxt - 1 and must be answered; a peer past a refused window probe sends rcv_nxt + 1. */
