@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "../../stack/lwip/host.hpp"
+#include "../../stack/lwip/send_chunk.hpp"
 #include "lwip/ip4.h"
 #include "lwip/ip6.h"
 #include "lwip/mem.h"
@@ -73,7 +74,7 @@ bool sim_link::transmit(host* from, pbuf* p, bool ipv6) {
     from->count_drop();
     return false;
   }
-  pbuf* copy = p->tot_len >= kShareAbove ? share(p, ipv6) : nullptr;
+  pbuf* copy = p->tot_len >= kShareAbove ? share(from, p, ipv6) : nullptr;
   if (copy == nullptr) {
     // Copy: lwIP keeps `p` (TCP retransmits from it) and the receiver must own its packet.
     copy = pbuf_alloc(PBUF_RAW, p->tot_len, PBUF_RAM);
@@ -94,12 +95,18 @@ namespace {
 // sender's packet until the receiver frees it.
 struct shared_payload {
   pbuf_custom custom;
-  pbuf* original;
+  pbuf* original;     // the sender's packet (payload in its own memory), or
+  send_chunk* chunk;  // the zero-copy send chunk the payload lies in
+  send_chunk_registry* chunks;
 };
 
 void free_shared_payload(pbuf* p) {
   auto* sp = reinterpret_cast<shared_payload*>(p);
-  pbuf_free(sp->original);
+  if (sp->chunk != nullptr) {
+    sp->chunks->drop_link_ref(sp->chunk);
+  } else {
+    pbuf_free(sp->original);
+  }
   mem_free(sp);
 }
 
@@ -127,7 +134,7 @@ size_t header_length(const pbuf* p, bool ipv6) {
 
 }  // namespace
 
-pbuf* sim_link::share(pbuf* p, bool ipv6) {
+pbuf* sim_link::share(host* from, pbuf* p, bool ipv6) {
   // Zero-copy delivery of a large packet: the receiver gets a copy of the headers (the sender
   // rewrites its TCP header on retransmission) followed by references to the payload bytes, which
   // no one writes once sent. While the receiver holds them the sender's pbuf has a second
@@ -138,11 +145,22 @@ pbuf* sim_link::share(pbuf* p, bool ipv6) {
   pbuf* head = pbuf_alloc(PBUF_RAW, static_cast<u16_t>(hlen), PBUF_RAM);
   if (head == nullptr) return nullptr;
   std::memcpy(head->payload, p->payload, hlen);
+  send_chunk_registry& chunks = from->eng().chunks();
   size_t skip = hlen;
   for (pbuf* q = p; q != nullptr; q = q->next) {
     if (skip >= q->len) {
       skip -= q->len;
       continue;
+    }
+    // A PBUF_ROM piece points into a zero-copy send chunk (tcp_write without copy): hold the chunk,
+    // since lwIP frees the ROM pbuf itself on acknowledgement.
+    send_chunk* chunk = nullptr;
+    if (q->type_internal == PBUF_ROM) {
+      chunk = chunks.find(q->payload);
+      if (chunk == nullptr) {
+        pbuf_free(head);
+        return nullptr;  // memory we do not track: copy the packet instead
+      }
     }
     auto* sp = static_cast<shared_payload*>(mem_malloc(sizeof(shared_payload)));
     if (sp == nullptr) {
@@ -151,10 +169,16 @@ pbuf* sim_link::share(pbuf* p, bool ipv6) {
     }
     sp->custom.custom_free_function = &free_shared_payload;
     sp->original = p;
+    sp->chunk = chunk;
+    sp->chunks = &chunks;
     u16_t n = static_cast<u16_t>(q->len - skip);
     pbuf* piece = pbuf_alloced_custom(PBUF_RAW, n, PBUF_REF, &sp->custom,
                                       static_cast<u8_t*>(q->payload) + skip, n);
-    pbuf_ref(p);
+    if (chunk != nullptr) {
+      chunks.add_link_ref(chunk);
+    } else {
+      pbuf_ref(p);
+    }
     pbuf_cat(head, piece);
     skip = 0;
   }

@@ -49,7 +49,7 @@ class sim_link {
  private:
   // Packets at least this long are delivered by reference (share), shorter ones copied.
   static constexpr size_t kShareAbove = 2048;
-  pbuf* share(pbuf* p, bool ipv6);
+  pbuf* share(host* from, pbuf* p, bool ipv6);
 
   struct packet {
     pbuf* p;

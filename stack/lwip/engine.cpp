@@ -282,6 +282,7 @@ void engine::run_timers() {
       }
     }
   }
+  chunks_.sweep_orphans();
   pump();
 }
 
@@ -418,6 +419,9 @@ std::string engine::leak_report() {
     if (now_used[MEMP_MAX] > heap_allowed) {
       report += "heap: " + std::to_string(now_used[MEMP_MAX]) + " bytes in use, " +
                 std::to_string(baseline_[MEMP_MAX]) + " at start; ";
+    }
+    if (chunks_.held() > 0) {
+      report += "send chunks: " + std::to_string(chunks_.held()) + " still referenced; ";
     }
     if (report.empty() || now() > give_up) break;
     // Connections still closing (FIN/ACK exchanges, lingering sends) finish within milliseconds.

@@ -29,6 +29,7 @@
 
 #include "anysock/backend.hpp"
 #include "anysock/lwip.hpp"
+#include "send_chunk.hpp"
 
 struct netif;
 struct pbuf;
@@ -92,6 +93,9 @@ class engine {
   void add_wake_fd(int fd);
   void remove_wake_fd(int fd);
 
+  /// Chunks of zero-copy sends (see send_chunk.hpp).
+  send_chunk_registry& chunks() { return chunks_; }
+
   /// Tracks one more/fewer lwIP pool failure or ENOBUFS reported to a caller.
   void count_memory_failure() { ++memory_failures_; }
 
@@ -116,6 +120,7 @@ class engine {
   std::thread thread_;
   std::vector<host*> hosts_;  // in creation order
   std::vector<int> wake_fds_;
+  send_chunk_registry chunks_;  // before links_: queued packets may point into chunks
   host* current_ = nullptr;
   std::map<std::string, std::unique_ptr<sim_link>> links_;
   std::vector<int64_t> baseline_;  // pools (MEMP_MAX entries) then the heap, at engine start

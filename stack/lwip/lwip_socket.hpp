@@ -106,6 +106,9 @@ class tcp_socket final : public lwip_socket {
   size_t copy_out(void* buf, size_t len, bool peek);
   size_t take_out(std::unique_lock<std::mutex>& lk, char* dst, size_t len);
   int send_locked(const char* data, size_t len, size_t& sent);
+  /// Zero-copy part of send(): copies into a chunk without the lock. Returns bytes written (0: use
+  /// the copying path).
+  size_t send_chunked(std::unique_lock<std::mutex>& lk, const char* data, size_t len);
   void release_rx();
 
   tcp_pcb* pcb_ = nullptr;
@@ -129,6 +132,8 @@ class tcp_socket final : public lwip_socket {
   size_t rx_bytes_ = 0;
   std::deque<std::unique_ptr<tcp_socket>> accept_queue_;
   std::mutex reader_mu_;  // one recv at a time: it copies out of rx_ without the engine lock
+  std::mutex writer_mu_;  // one send at a time: it copies into a chunk without the engine lock
+  std::deque<send_chunk*> chunks_;  // zero-copy sends not yet acknowledged, oldest first
   struct rx_piece {
     pbuf* p;
     size_t offset, n;

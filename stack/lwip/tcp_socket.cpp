@@ -11,8 +11,10 @@
 #include <cstring>
 #include <vector>
 
+#include "anysock_lwip_port.h"
 #include "lwip/pbuf.h"
 #include "lwip/priv/tcp_priv.h"
+#include "lwip/stats.h"
 #include "lwip_socket.hpp"
 
 namespace anysock::lwip_detail {
@@ -55,6 +57,10 @@ int map_err(err_t e) {
 
 // Largest single tcp_write (lwIP's lengths are 16-bit).
 constexpr size_t kMaxWrite = 0xffff;
+// Sends of at least this many bytes copy into a chunk without the engine lock (send_chunked);
+// smaller ones are copied by lwIP under it (cheaper for small messages).
+constexpr size_t kChunkedMin = 32 * 1024;
+constexpr size_t kChunkMax = 512 * 1024;
 
 }  // namespace
 
@@ -80,6 +86,7 @@ tcp_socket::~tcp_socket() {
     }
   }
   unaccepted.swap(accept_queue_);
+  bool closing_gracefully = false;
   if (pcb_ != nullptr) {
     tcp_pcb* p = pcb_;
     // Unread data or SO_LINGER {1, 0}: reset, as Linux does.
@@ -91,8 +98,20 @@ tcp_socket::~tcp_socket() {
       tcp_abort(p);  // unread data: reset (Linux), or nothing to close gracefully
     } else if (tcp_close(p) != ERR_OK) {
       tcp_abort(p);
+    } else {
+      closing_gracefully = true;
     }
   }
+  // Chunks still unacknowledged: lwIP keeps sending from them while the connection closes, so the
+  // registry watches the pcb from now on; after a reset nothing points into them.
+  for (send_chunk* c : chunks_) {
+    if (closing_gracefully) {
+      c->orphan = true;
+    } else {
+      eng_.chunks().release_acked(c);
+    }
+  }
+  chunks_.clear();
   release_rx();
   host_.drop_claim(this);
   eng_.pump();
@@ -184,9 +203,13 @@ err_t tcp_socket::on_recv(void* arg, tcp_pcb* pcb, pbuf* p, err_t err) {
   return ERR_OK;
 }
 
-err_t tcp_socket::on_sent(void* arg, tcp_pcb*, u16_t) {
+err_t tcp_socket::on_sent(void* arg, tcp_pcb* pcb, u16_t) {
   if (auto* s = static_cast<tcp_socket*>(arg)) {
     ++s->acks_seen_;
+    while (!s->chunks_.empty() && TCP_SEQ_GEQ(pcb->lastack, s->chunks_.front()->end_seq)) {
+      s->eng_.chunks().release_acked(s->chunks_.front());
+      s->chunks_.pop_front();
+    }
     s->eng_.changed();
   }
   return ERR_OK;
@@ -195,8 +218,10 @@ err_t tcp_socket::on_sent(void* arg, tcp_pcb*, u16_t) {
 void tcp_socket::on_err(void* arg, err_t err) {
   auto* s = static_cast<tcp_socket*>(arg);
   if (s == nullptr) return;
-  s->pcb_ = nullptr;  // lwIP has freed it
+  s->pcb_ = nullptr;  // lwIP has freed it, and every segment pointing into our chunks
   s->closed_ = true;
+  for (send_chunk* c : s->chunks_) s->eng_.chunks().release_acked(c);
+  s->chunks_.clear();
   if (err == ERR_CLSD) {
     // Not an error: both FINs were exchanged and acknowledged (LAST_ACK -> CLOSED), and lwIP frees
     // a pcb whose receive side we never shut. What was received stays readable, then EOF.
@@ -536,12 +561,58 @@ int tcp_socket::send_locked(const char* data, size_t len, size_t& sent) {
   return 0;
 }
 
+size_t tcp_socket::send_chunked(std::unique_lock<std::mutex>& lk, const char* data, size_t len) {
+  // What lwIP will take now: buffer space, and queue slots (two pbufs per segment: header and
+  // data).
+  const size_t seg = std::max<size_t>(pcb_->mss, 536);
+  const size_t queued = tcp_sndqueuelen(pcb_);
+  if (queued + 8 >= TCP_SND_QUEUELEN) return 0;
+  const size_t slots = (TCP_SND_QUEUELEN - 4 - queued) / 2;
+  size_t n = std::min({len, static_cast<size_t>(pcb_->snd_buf), (slots - 1) * seg, kChunkMax});
+  if (n < kChunkedMin) return 0;
+  send_chunk_registry& reg = eng_.chunks();
+  // Chunks are send-buffer memory: they count against the memory cap (set_memory_limit), and past
+  // it the copying path reports what lwIP can still allocate.
+  if (size_t cap = anysock_lwip_heap_limit();
+      cap != 0 && lwip_stats.mem.used + reg.bytes_held() + n > cap) {
+    return 0;
+  }
+  send_chunk* c = reg.take_cached(n);
+  lk.unlock();
+  if (c == nullptr) c = send_chunk_registry::allocate(n);
+  if (c != nullptr) std::memcpy(c->data, data, n);
+  lk.lock();
+  if (c == nullptr) return 0;
+  if (!connected_ || pcb_ == nullptr || wr_shut_ || closed_) {
+    reg.discard(c);
+    return 0;  // the caller's checks report what happened
+  }
+  reg.add(c);
+  size_t done = 0;
+  while (done < n) {
+    size_t piece = std::min(n - done, kMaxWrite);
+    u8_t flags = done + piece < n ? TCP_WRITE_FLAG_MORE : 0;
+    if (tcp_write(pcb_, c->data + done, static_cast<u16_t>(piece), flags) != ERR_OK) break;
+    done += piece;
+  }
+  if (done == 0) {
+    reg.discard(c);
+    return 0;
+  }
+  c->pcb = pcb_;
+  c->end_seq = pcb_->snd_lbb;
+  chunks_.push_back(c);
+  tcp_output(pcb_);
+  return done;
+}
+
 int tcp_socket::send(const void* buf, size_t len, int flags, const wait_spec& w_in, size_t& sent,
                      const sockaddr*, socklen_t) {
   sent = 0;
   if (flags & ~(MSG_DONTWAIT | MSG_NOSIGNAL | MSG_MORE)) return EOPNOTSUPP;
   wait_spec w = w_in;
   if (flags & MSG_DONTWAIT) w.how = wait_spec::mode::nonblock;
+  std::unique_lock writer(writer_mu_);  // before the engine lock, never the other way round
   std::unique_lock lk(eng_.mutex());
   eng_.enter(&host_);
   const char* data = static_cast<const char*>(buf);
@@ -549,6 +620,15 @@ int tcp_socket::send(const void* buf, size_t len, int flags, const wait_spec& w_
     if (pending_error_ != 0 && closed_) return take_error();
     if (wr_shut_ || closed_) return EPIPE;
     if (!connected_ && !connecting_) return EPIPE;
+    if (connected_ && pcb_ != nullptr && len - sent >= kChunkedMin) {
+      size_t n = send_chunked(lk, data + sent, len - sent);
+      if (n > 0) {
+        sent += n;
+        eng_.pump();
+        if (sent == len) return 0;
+        continue;
+      }
+    }
     if (connected_ && pcb_ != nullptr) {
       if (int e = send_locked(data, len, sent); e != 0) return e;
       eng_.pump();

@@ -38,6 +38,7 @@ void* anysock_lwip_calloc(size_t count, size_t size);
 void anysock_lwip_free(void* p);
 /* Allocations fail once lwIP would hold more than `bytes` (0: no limit). */
 void anysock_lwip_set_heap_limit(size_t bytes);
+size_t anysock_lwip_heap_limit(void);
 /* Returns every cached block to the C library (the engine calls it when it shuts down). */
 void anysock_lwip_heap_release(void);
 

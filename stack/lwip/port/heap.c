@@ -54,6 +54,8 @@ static unsigned class_of(size_t size) {
 
 void anysock_lwip_set_heap_limit(size_t bytes) { heap_limit = bytes; }
 
+size_t anysock_lwip_heap_limit(void) { return heap_limit; }
+
 void* anysock_lwip_malloc(size_t size) {
   /* Bookkeeping blocks of SMALL_BLOCK bytes or less are never refused: lwIP asserts (aborts) when a
    * timer cannot be allocated (sys_timeout), and these are tiny next to pcbs and packet buffers. */
