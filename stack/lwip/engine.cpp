@@ -1,5 +1,6 @@
 #include "engine.hpp"
 
+#include <sched.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -314,20 +315,26 @@ int engine::poll_once() {
   return static_cast<int>(epoch_.load() - before);
 }
 
-void engine::spin_until_changed(uint64_t seen) const {
-  // Short pauses, then yields: if the thread we wait for shares our CPU, yielding lets it run (a
-  // pure spin would hold the CPU it needs for the whole spin); on another CPU a yield returns at
-  // once.
+void engine::spin_until_changed(uint64_t seen) {
+  // Who we wait for is usually the thread that waited last (ping-pong between two threads). If it
+  // ran on our CPU it cannot make progress while we spin: yield at once. Otherwise spin on the
+  // epoch with pauses, yielding only after a while (a yield is a system call: it would delay
+  // noticing a change made on the other CPU).
+  const int cpu = sched_getcpu();
+  const bool shared_cpu = last_waiter_cpu_.exchange(cpu, std::memory_order_relaxed) == cpu;
   const double give_up = now() + kSpinSeconds;
   for (int i = 0;; ++i) {
-    for (int k = 0; k < 16; ++k) {
-      if (epoch_.load(std::memory_order_acquire) != seen) return;
-      cpu_relax();
+    if (!shared_cpu) {
+      for (int k = 0; k < 16; ++k) {
+        if (epoch_.load(std::memory_order_acquire) != seen) return;
+        cpu_relax();
+      }
     }
-    if (i >= 4) {
+    if (shared_cpu || i >= 64) {
       std::this_thread::yield();
-      if (epoch_.load(std::memory_order_acquire) != seen || now() > give_up) return;
+      if (epoch_.load(std::memory_order_acquire) != seen) return;
     }
+    if ((i & 7) == 7 && now() > give_up) return;
   }
 }
 

@@ -105,13 +105,14 @@ class engine {
   void run_timers();
   void wake_engine_thread_if_needed();
   void shutdown_lwip();
-  void spin_until_changed(uint64_t seen) const;
+  void spin_until_changed(uint64_t seen);
 
   mode mode_;
   std::mutex mu_;
   std::condition_variable waiters_;
   std::condition_variable engine_cv_;
   std::atomic<uint64_t> epoch_{0};
+  std::atomic<int> last_waiter_cpu_{-1};  // the CPU of the thread that last began to wait
   bool dirty_ = false;
   bool backlog_ = false;  // pump() left packets queued (its budget ran out)
   bool stop_ = false;
