@@ -54,8 +54,9 @@ TEST_F(PollMode, OneThreadPollingCompletesAConnectionAndALargeExchangeBetweenTwo
   c.setblocking(false);
   ASSERT_EQ(c.connect_ex({"10.69.0.1", l.getsockname().port}), EINPROGRESS);
 
-  // 3 MiB each way: more than the send buffer, so both sides must take turns.
-  const std::string request = pattern(3 << 20, 11), reply = pattern(3 << 20, 12);
+  // 12 MiB each way: more than a send buffer plus a receive window (2 + 2 MiB), so the sender
+  // cannot finish before the receiver has read: both sides must take turns across polls.
+  const std::string request = pattern(12 << 20, 11), reply = pattern(12 << 20, 12);
   std::optional<socket> s;
   bool connected = false;
   size_t request_sent = 0, reply_sent = 0;
