@@ -22,8 +22,7 @@ class pcap_file {
   pcap_file(const pcap_file&) = delete;
   pcap_file& operator=(const pcap_file&) = delete;
 
-  /// Appends one packet stamped `seconds` (since the epoch, or virtual seconds). `parts` scattered
-  /// pieces of `total` bytes are written as one record.
+  /// Appends one packet of `len` bytes stamped `seconds` (since the epoch, or virtual seconds).
   void write(double seconds, const void* data, size_t len);
   /// Begins a record of `len` bytes to be filled by append() calls (for scattered packets).
   void begin(double seconds, size_t len);

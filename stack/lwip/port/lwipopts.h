@@ -30,8 +30,8 @@
 /* The heap is the C library's: lwIP's first-fit mem_malloc took ~80% of the CPU with large windows
  * (LWIP_NOTES.md), and malloc is what ASan/LSan watch. */
 #define MEM_LIBC_MALLOC 1
-/* ... through a per-size cache with an optional limit (heap.c): glibc trims and refaults the pages of
- * every freed 64 KiB segment, which dominated bulk transfers. */
+/* ... through a per-size cache with an optional limit (heap.c): glibc trims and refaults the pages
+ * of every freed 64 KiB segment, which dominated bulk transfers. */
 #define mem_clib_malloc anysock_lwip_malloc
 #define mem_clib_calloc anysock_lwip_calloc
 #define mem_clib_free anysock_lwip_free
@@ -119,11 +119,11 @@
 /* ---- Netifs --------------------------------------------------------------------------------- */
 #define LWIP_SINGLE_NETIF 0
 /* Traffic to a host's own address and to 127.0.0.1/::1 stays inside that host: it is looped on the
- * host's own netif (netif_loop_output), never through a shared loop netif, so every host of the stack
- * has a private loopback (lwIP supports exactly this with LWIP_HAVE_LOOPIF 0: ip4_input/ip6_input then
- * accept 127/8 and ::1 on any netif). The engine pins every pcb to its host's netif and keeps
- * netif_default on the host being served, so unpinned replies (RST, ICMP) stay on the right host.
- * Under NO_SYS the engine calls netif_poll() to deliver looped packets. */
+ * host's own netif (netif_loop_output), never through a shared loop netif, so every host of the
+ * stack has a private loopback (lwIP supports exactly this with LWIP_HAVE_LOOPIF 0:
+ * ip4_input/ip6_input then accept 127/8 and ::1 on any netif). The engine pins every pcb to its
+ * host's netif and keeps netif_default on the host being served, so unpinned replies (RST, ICMP)
+ * stay on the right host. Under NO_SYS the engine calls netif_poll() to deliver looped packets. */
 #define LWIP_NETIF_LOOPBACK 1
 #define LWIP_HAVE_LOOPIF 0
 /* Looped packets queued per netif before output drops them: 0 means no limit (bounded by windows).
@@ -149,20 +149,21 @@
 
 /* ---- TCP ------------------------------------------------------------------------------------ */
 #define LWIP_TCP 1
-/* The largest MSS an IPv4 packet of 64 KiB can carry. The MSS actually used and announced follows the
- * outgoing netif's MTU (TCP_CALCULATE_EFF_SEND_MSS, lwIP's default), so a 1500-byte link uses 1460
- * and an in-memory link with a 64 KiB MTU sends 64 KiB segments (LWIP_NOTES.md: ~10x the throughput).
- * An MSS this large trips lwIP's compile-time sanity checks on TCP_SNDLOWAT, which assume
- * TCP_MSS <= ~16K: they are switched off and the values below are chosen by hand to be consistent. */
+/* The largest MSS an IPv4 packet of 64 KiB can carry. The MSS actually used and announced follows
+ * the outgoing netif's MTU (TCP_CALCULATE_EFF_SEND_MSS, lwIP's default), so a 1500-byte link uses
+ * 1460 and an in-memory link with a 64 KiB MTU sends 64 KiB segments (LWIP_NOTES.md: ~10x the
+ * throughput). An MSS this large trips lwIP's compile-time sanity checks on TCP_SNDLOWAT, which
+ * assume TCP_MSS <= ~16K: they are switched off and the values below are chosen by hand to be
+ * consistent. */
 #define TCP_MSS 65495
 #define LWIP_DISABLE_TCP_SANITY_CHECKS 1
 /* Small writes do not preallocate a whole (64 KiB) segment: at most one Ethernet MSS ahead. */
 #define TCP_OVERSIZE 1460
 /* 2 MiB receive window and send buffer, scaled (RFC 7323); Linux's defaults are of the same order.
- * Memory is spent only on data actually in flight or unread. Between two in-process hosts the window
- * is the depth of the pipeline between sender and receiver threads: 1 MiB left both idle a quarter of
- * the time at 64 KiB segments. Larger windows cost more at small MSS (lwIP's tcp_output walks the
- * unacked list). TCP_RCV_SCALE 6 is the smallest shift that fits 2 MiB. */
+ * Memory is spent only on data actually in flight or unread. Between two in-process hosts the
+ * window is the depth of the pipeline between sender and receiver threads: 1 MiB left both idle a
+ * quarter of the time at 64 KiB segments. Larger windows cost more at small MSS (lwIP's tcp_output
+ * walks the unacked list). TCP_RCV_SCALE 6 is the smallest shift that fits 2 MiB. */
 #define LWIP_WND_SCALE 1
 #define TCP_RCV_SCALE 6
 #define TCP_WND (2 * 1024 * 1024)
@@ -196,8 +197,9 @@
   anysock_lwip_tcp_isn((local_ip), (local_port), (remote_ip), (remote_port))
 
 /* Drops a duplicate pure ACK arriving while our receive window is zero (anysock_lwip_hooks.h): lwIP
- * 2.1.3 answers every zero-length segment with an ACK when its window is 0, so two peers whose windows
- * are both full ACK each other's ACKs forever (seen: the in-memory link looped at 100% CPU). */
+ * 2.1.3 answers every zero-length segment with an ACK when its window is 0, so two peers whose
+ * windows are both full ACK each other's ACKs forever (seen: the in-memory link looped at 100%
+ * CPU). */
 #define LWIP_HOOK_TCP_INPACKET_PCB(pcb, hdr, optlen, opt1len, opt2, p) \
   anysock_lwip_tcp_inpacket((pcb), (hdr), (p))
 
