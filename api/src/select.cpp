@@ -55,8 +55,9 @@ select_result select(const std::vector<socket*>& read, const std::vector<socket*
   std::vector<socket*> order;  // one entry per distinct socket, in order of first appearance
   std::vector<poll_entry> entries;
   std::vector<backend*> owners;
+  std::vector<std::shared_ptr<detail::socket_state>> keep;  // alive while we wait, even if closed
   auto add = [&](socket* s, short events) {
-    detail::socket_state* st = s ? detail::socket_access::state(*s) : nullptr;
+    std::shared_ptr<detail::socket_state> st = s ? detail::socket_access::state(*s) : nullptr;
     if (st == nullptr) throw std::invalid_argument("select: socket is closed or null");
     for (size_t i = 0; i < order.size(); ++i) {
       if (order[i] == s) {
@@ -67,6 +68,7 @@ select_result select(const std::vector<socket*>& read, const std::vector<socket*
     order.push_back(s);
     entries.push_back({st->impl.get(), events, 0});
     owners.push_back(st->owner.get());
+    keep.push_back(std::move(st));
   };
   for (socket* s : read) add(s, POLLIN);
   for (socket* s : write) add(s, POLLOUT);
@@ -136,9 +138,10 @@ std::vector<std::pair<socket*, short>> poller::poll(std::optional<double> timeou
   std::vector<short> revents(entries_.size(), 0);
   std::vector<poll_entry> entries;
   std::vector<backend*> owners;
-  std::vector<size_t> index;  // entries[k] is entries_[index[k]]
+  std::vector<size_t> index;                                // entries[k] is entries_[index[k]]
+  std::vector<std::shared_ptr<detail::socket_state>> keep;  // alive while we wait, even if closed
   for (size_t i = 0; i < entries_.size(); ++i) {
-    detail::socket_state* st = detail::socket_access::state(*entries_[i].first);
+    std::shared_ptr<detail::socket_state> st = detail::socket_access::state(*entries_[i].first);
     if (st == nullptr) {
       revents[i] = POLLNVAL;
       timeout_seconds = 0.0;  // a closed socket is ready at once
@@ -147,6 +150,7 @@ std::vector<std::pair<socket*, short>> poller::poll(std::optional<double> timeou
     entries.push_back({st->impl.get(), entries_[i].second, 0});
     owners.push_back(st->owner.get());
     index.push_back(i);
+    keep.push_back(std::move(st));
   }
   if (!entries.empty()) {
     wait_ready(entries, owners, timeout_seconds);

@@ -74,11 +74,15 @@ socket::socket(backend& b, int family, int type, int proto)
 socket::socket(std::shared_ptr<detail::socket_state> state, int family, int type, int proto)
     : state_(std::move(state)), family_(family), type_(type), proto_(proto) {}
 
-socket::socket(socket&& other) noexcept = default;
+socket::socket(socket&& other) noexcept
+    : state_(other.exchange_state(nullptr)),
+      family_(other.family_),
+      type_(other.type_),
+      proto_(other.proto_) {}
 
 socket& socket::operator=(socket&& other) noexcept {
   if (this != &other) {
-    state_ = std::move(other.state_);
+    exchange_state(other.exchange_state(nullptr));  // the old state is released outside the lock
     family_ = other.family_;
     type_ = other.type_;
     proto_ = other.proto_;
@@ -88,19 +92,41 @@ socket& socket::operator=(socket&& other) noexcept {
 
 socket::~socket() = default;
 
-detail::socket_state& socket::state() const {
-  if (!state_) throw error(EBADF, "socket is closed");
-  return *state_;
+std::shared_ptr<detail::socket_state> socket::load_state() const {
+  while (state_lock_.test_and_set(std::memory_order_acquire)) {
+  }
+  std::shared_ptr<detail::socket_state> copy = state_;
+  state_lock_.clear(std::memory_order_release);
+  return copy;
 }
 
-backend& socket::get_backend() const { return *state().owner; }
+std::shared_ptr<detail::socket_state> socket::exchange_state(
+    std::shared_ptr<detail::socket_state> s) {
+  while (state_lock_.test_and_set(std::memory_order_acquire)) {
+  }
+  state_.swap(s);
+  state_lock_.clear(std::memory_order_release);
+  return s;  // the previous state; destroyed by the caller, not under the lock
+}
 
-void socket::close() { state_.reset(); }
+std::shared_ptr<detail::socket_state> socket::state() const {
+  std::shared_ptr<detail::socket_state> st = load_state();
+  if (!st) throw error(EBADF, "socket is closed");
+  return st;
+}
 
-int socket::fileno() const { return state_ ? state_->impl->fileno() : -1; }
+backend& socket::get_backend() const { return *state()->owner; }
+
+void socket::close() { exchange_state(nullptr); }
+
+int socket::fileno() const {
+  std::shared_ptr<detail::socket_state> st = load_state();
+  return st ? st->impl->fileno() : -1;
+}
 
 std::pair<socket, address> socket::accept() {
-  detail::socket_state& st = state();
+  const auto keep = state();
+  detail::socket_state& st = *keep;
   std::unique_ptr<socket_impl> impl;
   sockaddr_any peer;
   peer.len = sizeof peer.storage;
@@ -113,13 +139,15 @@ std::pair<socket, address> socket::accept() {
 }
 
 void socket::bind(const address& addr) {
-  detail::socket_state& st = state();
+  const auto keep = state();
+  detail::socket_state& st = *keep;
   sockaddr_any sa = detail::to_sockaddr(*st.owner, family_, addr);
   check(st.impl->bind(sa.get(), sa.len), ("bind to " + to_string(addr)).c_str());
 }
 
 int socket::connect_ex(const address& addr) {
-  detail::socket_state& st = state();
+  const auto keep = state();
+  detail::socket_state& st = *keep;
   sockaddr_any sa = detail::to_sockaddr(*st.owner, family_, addr);
   int err = st.impl->connect(sa.get(), sa.len, st.wait());
   if (err == wait_timed_out) return EAGAIN;  // Python's connect_ex reports a timeout as EAGAIN
@@ -127,7 +155,8 @@ int socket::connect_ex(const address& addr) {
 }
 
 void socket::connect(const address& addr) {
-  detail::socket_state& st = state();
+  const auto keep = state();
+  detail::socket_state& st = *keep;
   sockaddr_any sa = detail::to_sockaddr(*st.owner, family_, addr);
   check(st.impl->connect(sa.get(), sa.len, st.wait()), ("connect to " + to_string(addr)).c_str());
 }
@@ -135,21 +164,21 @@ void socket::connect(const address& addr) {
 address socket::getpeername() const {
   sockaddr_any sa;
   sa.len = sizeof sa.storage;
-  check(state().impl->getpeername(sa.storage, sa.len), "getpeername");
+  check(state()->impl->getpeername(sa.storage, sa.len), "getpeername");
   return detail::from_sockaddr(sa.get(), sa.len);
 }
 
 address socket::getsockname() const {
   sockaddr_any sa;
   sa.len = sizeof sa.storage;
-  check(state().impl->getsockname(sa.storage, sa.len), "getsockname");
+  check(state()->impl->getsockname(sa.storage, sa.len), "getsockname");
   return detail::from_sockaddr(sa.get(), sa.len);
 }
 
 int socket::getsockopt(int level, int opt) const {
   int value = 0;
   socklen_t len = sizeof value;
-  check(state().impl->getsockopt(level, opt, &value, len), "getsockopt");
+  check(state()->impl->getsockopt(level, opt, &value, len), "getsockopt");
   return value;
 }
 
@@ -157,22 +186,22 @@ std::string socket::getsockopt(int level, int opt, size_t buflen) const {
   if (buflen == 0 || buflen > 1024) throw error(EINVAL, "getsockopt buflen out of range");
   std::string value(buflen, '\0');
   auto len = static_cast<socklen_t>(buflen);
-  check(state().impl->getsockopt(level, opt, value.data(), len), "getsockopt");
+  check(state()->impl->getsockopt(level, opt, value.data(), len), "getsockopt");
   value.resize(len);
   return value;
 }
 
 void socket::setsockopt(int level, int opt, int value) {
-  check(state().impl->setsockopt(level, opt, &value, sizeof value), "setsockopt");
+  check(state()->impl->setsockopt(level, opt, &value, sizeof value), "setsockopt");
 }
 
 void socket::setsockopt(int level, int opt, std::string_view value) {
-  check(state().impl->setsockopt(level, opt, value.data(), static_cast<socklen_t>(value.size())),
+  check(state()->impl->setsockopt(level, opt, value.data(), static_cast<socklen_t>(value.size())),
         "setsockopt");
 }
 
 void socket::listen(int backlog) {
-  check(state().impl->listen(backlog < 0 ? 0 : backlog), "listen");
+  check(state()->impl->listen(backlog < 0 ? 0 : backlog), "listen");
 }
 
 socket_stream socket::makefile(std::string_view mode, int bufsize) {
@@ -188,12 +217,13 @@ socket_stream socket::makefile(std::string_view mode, int bufsize) {
     }
   }
   if (!readable && !writable) readable = true;
-  detail::socket_state& st = state();
+  const auto keep = state();
+  detail::socket_state& st = *keep;
   if (st.get_timeout() == std::optional<double>(0.0)) {
     throw error(EINVAL, "makefile() needs a blocking socket or one with a timeout");
   }
   size_t size = bufsize < 0 ? 8192 : static_cast<size_t>(bufsize);
-  return socket_stream(state_, readable, writable, size);
+  return socket_stream(keep, readable, writable, size);
 }
 
 std::string socket::recv(size_t bufsize, int flags) {
@@ -203,7 +233,8 @@ std::string socket::recv(size_t bufsize, int flags) {
 }
 
 size_t socket::recv_into(void* buf, size_t nbytes, int flags) {
-  detail::socket_state& st = state();
+  const auto keep = state();
+  detail::socket_state& st = *keep;
   size_t got = 0;
   check(st.impl->recv(buf, nbytes, flags, st.wait(), got, nullptr, nullptr), "recv");
   return got;
@@ -221,7 +252,8 @@ std::pair<std::string, address> socket::recvfrom(size_t bufsize, int flags) {
 }
 
 std::pair<size_t, address> socket::recvfrom_into(void* buf, size_t nbytes, int flags) {
-  detail::socket_state& st = state();
+  const auto keep = state();
+  detail::socket_state& st = *keep;
   sockaddr_any from;
   from.len = sizeof from.storage;
   size_t got = 0;
@@ -230,14 +262,16 @@ std::pair<size_t, address> socket::recvfrom_into(void* buf, size_t nbytes, int f
 }
 
 size_t socket::send(std::string_view data, int flags) {
-  detail::socket_state& st = state();
+  const auto keep = state();
+  detail::socket_state& st = *keep;
   size_t sent = 0;
   check(st.impl->send(data.data(), data.size(), flags, st.wait(), sent, nullptr, 0), "send");
   return sent;
 }
 
 void socket::sendall(std::string_view data, int flags) {
-  detail::socket_state& st = state();
+  const auto keep = state();
+  detail::socket_state& st = *keep;
   const wait_spec wait = st.wait();  // one deadline for the whole call
   size_t done = 0;
   do {
@@ -251,7 +285,8 @@ void socket::sendall(std::string_view data, int flags) {
 size_t socket::sendto(std::string_view data, const address& addr) { return sendto(data, 0, addr); }
 
 size_t socket::sendto(std::string_view data, int flags, const address& addr) {
-  detail::socket_state& st = state();
+  const auto keep = state();
+  detail::socket_state& st = *keep;
   sockaddr_any to = detail::to_sockaddr(*st.owner, family_, addr);
   size_t sent = 0;
   check(st.impl->send(data.data(), data.size(), flags, st.wait(), sent, to.get(), to.len),
@@ -263,15 +298,15 @@ void socket::setblocking(bool flag) {
   settimeout(flag ? std::nullopt : std::optional<double>(0.0));
 }
 
-void socket::settimeout(std::optional<double> seconds) { state().set_timeout(seconds); }
+void socket::settimeout(std::optional<double> seconds) { state()->set_timeout(seconds); }
 
-std::optional<double> socket::gettimeout() const { return state().get_timeout(); }
+std::optional<double> socket::gettimeout() const { return state()->get_timeout(); }
 
 void socket::shutdown(int how) {
   if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR) {
     throw std::invalid_argument("shutdown: how must be SHUT_RD, SHUT_WR or SHUT_RDWR");
   }
-  check(state().impl->shutdown(how), "shutdown");
+  check(state()->impl->shutdown(how), "shutdown");
 }
 
 }  // namespace anysock

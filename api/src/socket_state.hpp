@@ -41,7 +41,8 @@ void check_timeout(std::optional<double> t);
 
 /// Grants library code access to a socket's private state.
 struct socket_access {
-  static socket_state* state(const socket& s) { return s.state_.get(); }
+  /// The socket's state (null once closed), kept alive by the returned pointer.
+  static std::shared_ptr<socket_state> state(const socket& s) { return s.load_state(); }
   static socket make(std::shared_ptr<socket_state> st) {
     int f = st->family, t = st->type, p = st->proto;
     return socket(std::move(st), f, t, p);

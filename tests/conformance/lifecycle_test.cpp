@@ -2,10 +2,13 @@
 // operation on a closed socket, bind errors, and which backend a socket lives on.
 #include <array>
 #include <cerrno>
+#include <chrono>
 #include <functional>
+#include <future>
 #include <span>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -199,6 +202,29 @@ TEST_P(Conformance, GetBackendIsTheBackendTheSocketWasMadeOn) {
   auto [c, s] = tcp_pair();
   EXPECT_EQ(&c.get_backend(), &client());
   EXPECT_EQ(&s.get_backend(), &server());  // accepted sockets live on the listener's backend
+}
+
+}  // namespace anysock::testing
+
+namespace anysock::testing {
+
+TEST_P(Conformance, ClosingASocketWhileAnotherThreadIsBlockedInItIsSafe) {
+  auto [c, s] = tcp_pair();
+  s.settimeout(0.5);
+  auto reader = std::async(std::launch::async, [&s]() -> std::string {
+    try {
+      return "data: " + s.recv(16);
+    } catch (const timeout&) {
+      return "timeout";
+    } catch (const error& e) {
+      return "error " + std::to_string(e.code().value());
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  s.close();  // most likely while recv waits; if recv has not started yet, it sees EBADF
+  EXPECT_EQ(s.fileno(), -1);
+  const std::string outcome = reader.get();
+  EXPECT_TRUE(outcome == "timeout" || outcome == "error " + std::to_string(EBADF)) << outcome;
 }
 
 }  // namespace anysock::testing

@@ -26,6 +26,7 @@
 #undef htonl
 #undef htons
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -116,9 +117,16 @@ class socket {
  private:
   friend struct detail::socket_access;
   socket(std::shared_ptr<detail::socket_state> state, int family, int type, int proto);
-  detail::socket_state& state() const;  // raises EBADF when closed
+  // The state, kept alive for the caller's call (raises EBADF when closed). state_ is read and
+  // replaced under a tiny spin lock, so close() in one thread while another is blocked in a call on
+  // the socket is safe: the blocked call keeps its own reference and finishes (as a kernel
+  // descriptor closed under a blocked call does on Linux).
+  std::shared_ptr<detail::socket_state> state() const;
+  std::shared_ptr<detail::socket_state> load_state() const;
+  std::shared_ptr<detail::socket_state> exchange_state(std::shared_ptr<detail::socket_state> s);
 
   std::shared_ptr<detail::socket_state> state_;
+  mutable std::atomic_flag state_lock_;  // guards state_ (held for a pointer copy only)
   int family_ = AF_INET;
   int type_ = SOCK_STREAM;
   int proto_ = 0;
