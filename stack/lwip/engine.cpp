@@ -174,7 +174,7 @@ double engine::now() const { return monotonic_seconds(); }
 
 void engine::enter(host* h) {
   current_ = h;
-  if (h != nullptr) netif_set_default(h->nif());
+  if (h != nullptr && netif_default != h->nif()) netif_set_default(h->nif());
 }
 
 std::vector<int64_t> engine::usage() const { return snapshot(); }

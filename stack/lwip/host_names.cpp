@@ -73,7 +73,7 @@ int service_port(const char* service, const char* proto_name) {
   return -1;
 }
 
-std::vector<ip_addr_t> own_addresses(const host& h, const netif* n) {
+std::vector<ip_addr_t> own_addresses(const netif* n) {
   std::vector<ip_addr_t> out;
   for (int i = LWIP_IPV6_NUM_ADDRESSES - 1; i > 0; --i) {  // configured IPv6, not link-local
     if (ip6_addr_isvalid(netif_ip6_addr_state(n, i)) &&
@@ -86,7 +86,6 @@ std::vector<ip_addr_t> own_addresses(const host& h, const netif* n) {
   ip_addr_t a4;
   ip_addr_copy_from_ip4(a4, *netif_ip4_addr(n));
   if (!is_any(a4)) out.push_back(a4);
-  (void)h;
   return out;
 }
 
@@ -104,8 +103,8 @@ std::vector<ip_addr_t> host::resolve(const std::string& name) const {
   }
   {
     std::lock_guard lk(engine_->mutex());
-    if (name == config_.name) return own_addresses(*this, &netif_);
-    if (host* other = link_->find_name(name)) return own_addresses(*other, other->nif());
+    if (name == config_.name) return own_addresses(&netif_);
+    if (host* other = link_->find_name(name)) return own_addresses(other->nif());
   }
   std::lock_guard lk(table().mu);
   if (auto it = table().entries.find(name); it != table().entries.end()) return it->second;

@@ -115,6 +115,24 @@ void lwip_socket::to_sockaddr(const ip_addr_t& ip, uint16_t port, sockaddr_stora
   len = sizeof sin6;
 }
 
+int lwip_socket::bind(const sockaddr* addr, socklen_t len) {
+  ip_addr_t ip;
+  uint16_t port = 0;
+  if (int e = from_sockaddr(addr, len, ip, port); e != 0) return e == ENETUNREACH ? EINVAL : e;
+  std::unique_lock lk(eng_.mutex());
+  eng_.enter(&host_);
+  if (is_any(ip) && family_ == AF_INET6) ip = wildcard();
+  return bind_locked(ip, port);
+}
+
+int lwip_socket::put_int(int v, void* value, socklen_t& len) {
+  if (len <= 0) return EINVAL;
+  size_t n = std::min<size_t>(static_cast<size_t>(len), sizeof v);  // Linux truncates
+  std::memcpy(value, &v, n);
+  len = static_cast<socklen_t>(n);
+  return 0;
+}
+
 ip_addr_t lwip_socket::wildcard() const {
   ip_addr_t a;
   if (family_ == AF_INET) {

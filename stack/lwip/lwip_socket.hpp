@@ -33,6 +33,8 @@ class lwip_socket : public socket_impl {
   lwip_socket& operator=(const lwip_socket&) = delete;
 
   int fileno() const override { return fileno_; }
+  /// Binds (TCP and UDP alike): address checks here, the protocol's part in bind_locked().
+  int bind(const sockaddr* addr, socklen_t len) final;
   host& owner() const { return host_; }
   int family() const { return family_; }
 
@@ -46,6 +48,10 @@ class lwip_socket : public socket_impl {
   /// SOL_SOCKET/IPPROTO_IP/IPPROTO_IPV6 options both kinds share. `handled` = false if not one.
   int common_getsockopt(int level, int opt, int& value, bool& handled) const;
   int common_setsockopt(int level, int opt, int value, bool& handled);
+  /// Binds `ip`:`port` with the engine lock held (port 0: an ephemeral one).
+  virtual int bind_locked(ip_addr_t ip, uint16_t port) = 0;
+  /// Writes an int option value as getsockopt does (truncated to `len`, EINVAL for len <= 0).
+  static int put_int(int v, void* value, socklen_t& len);
   /// Takes the pending SO_ERROR value.
   int take_error() {
     int e = pending_error_;
@@ -73,7 +79,6 @@ class tcp_socket final : public lwip_socket {
   tcp_socket(host& h, int family, tcp_pcb* accepted = nullptr);
   ~tcp_socket() override;
 
-  int bind(const sockaddr* addr, socklen_t len) override;
   int listen(int backlog) override;
   int connect(const sockaddr* addr, socklen_t len, const wait_spec& wait) override;
   int accept(const wait_spec& wait, std::unique_ptr<socket_impl>& out, sockaddr_storage& peer,
@@ -102,8 +107,8 @@ class tcp_socket final : public lwip_socket {
   void attach(tcp_pcb* pcb);
   void detach_pcb();
   void apply_options();
-  int bind_locked(ip_addr_t ip, uint16_t port);
-  size_t copy_out(void* buf, size_t len, bool peek);
+  int bind_locked(ip_addr_t ip, uint16_t port) override;
+  size_t peek_into(char* dst, size_t len) const;
   size_t take_out(std::unique_lock<std::mutex>& lk, char* dst, size_t len);
   int send_locked(const char* data, size_t len, size_t& sent);
   /// Zero-copy part of send(): copies into a chunk without the lock. Returns bytes written (0: use
@@ -147,7 +152,6 @@ class udp_socket final : public lwip_socket {
   udp_socket(host& h, int family);
   ~udp_socket() override;
 
-  int bind(const sockaddr* addr, socklen_t len) override;
   int listen(int) override { return EOPNOTSUPP; }
   int connect(const sockaddr* addr, socklen_t len, const wait_spec& wait) override;
   int accept(const wait_spec&, std::unique_ptr<socket_impl>&, sockaddr_storage&,
@@ -168,7 +172,7 @@ class udp_socket final : public lwip_socket {
 
  private:
   static void on_recv(void* arg, udp_pcb* pcb, pbuf* p, const ip_addr_t* addr, u16_t port);
-  int bind_locked(ip_addr_t ip, uint16_t port);
+  int bind_locked(ip_addr_t ip, uint16_t port) override;
   bool is_broadcast(const ip_addr_t& ip) const;
 
   struct datagram {

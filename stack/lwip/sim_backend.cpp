@@ -3,7 +3,6 @@
 // engine-wide functions of anysock/lwip.hpp.
 #include <arpa/inet.h>
 
-#include <set>
 #include <stdexcept>
 
 #include "../../drivers/sim/sim_link.hpp"
@@ -117,8 +116,6 @@ std::shared_ptr<backend> make_sim_host(const backend_spec& spec) {
     }
   }
   // The smallest host number free on this link gives the default name and addresses.
-  std::set<std::string> names;
-  for (host* h : link.hosts()) names.insert(h->config().name);
   int n = 1;
   auto taken = [&](int k) {
     for (host* h : link.hosts()) {

@@ -295,16 +295,6 @@ int tcp_socket::bind_locked(ip_addr_t ip, uint16_t port) {
   return 0;
 }
 
-int tcp_socket::bind(const sockaddr* addr, socklen_t len) {
-  ip_addr_t ip;
-  uint16_t port = 0;
-  if (int e = from_sockaddr(addr, len, ip, port); e != 0) return e == ENETUNREACH ? EINVAL : e;
-  std::unique_lock lk(eng_.mutex());
-  eng_.enter(&host_);
-  if (is_any(ip) && family_ == AF_INET6) ip = wildcard();
-  return bind_locked(ip, port);
-}
-
 int tcp_socket::listen(int backlog) {
   std::unique_lock lk(eng_.mutex());
   eng_.enter(&host_);
@@ -357,10 +347,8 @@ int tcp_socket::connect(const sockaddr* addr, socklen_t len, const wait_spec& w)
       if (int e = take_error(); e != 0) return e;
       closed_ = false;
     }
-    if (port == 0 || is_any(ip)) {
-      // Linux connects to INADDR_ANY as to the local host; port 0 is refused.
-      if (port == 0) return ECONNREFUSED;
-    }
+    // Port 0 is refused; INADDR_ANY / :: is the local host (below), as on Linux.
+    if (port == 0) return ECONNREFUSED;
     if (int e = ensure_pcb(); e != 0) return e;
     if (!bound_ || is_any(pcb_->local_ip)) {
       // Pick the source now: the loopback for loopback, else this host's address. (Unbound, lwIP
@@ -419,41 +407,14 @@ int tcp_socket::accept(const wait_spec& w, std::unique_ptr<socket_impl>& out,
   return 0;
 }
 
-size_t tcp_socket::copy_out(void* buf, size_t len, bool peek) {
-  auto* dst = static_cast<char*>(buf);
+size_t tcp_socket::peek_into(char* dst, size_t len) const {
+  // MSG_PEEK: copy without consuming (under the lock; take_out() is the consuming path).
   size_t copied = 0;
   size_t offset = rx_offset_;
-  auto it = rx_.begin();
-  while (copied < len && it != rx_.end()) {
-    pbuf* p = *it;
-    size_t avail = p->tot_len - offset;
-    size_t n = std::min(avail, len - copied);
-    pbuf_copy_partial(p, dst + copied, static_cast<u16_t>(n), static_cast<u16_t>(offset));
+  for (auto it = rx_.begin(); copied < len && it != rx_.end(); ++it, offset = 0) {
+    size_t n = std::min<size_t>((*it)->tot_len - offset, len - copied);
+    pbuf_copy_partial(*it, dst + copied, static_cast<u16_t>(n), static_cast<u16_t>(offset));
     copied += n;
-    if (n == avail) {
-      offset = 0;
-      ++it;
-      if (!peek) {
-        pbuf_free(p);
-        rx_.pop_front();
-        it = rx_.begin();
-      }
-    } else {
-      offset += n;
-    }
-  }
-  if (!peek) {
-    rx_offset_ = offset;
-    rx_bytes_ -= copied;
-    if (pcb_ != nullptr && copied > 0) {
-      // Reopen the window for what was read (tcp_recved takes at most 64 KiB at a time).
-      size_t left = copied;
-      while (left > 0) {
-        u16_t step = static_cast<u16_t>(std::min<size_t>(left, 0xffff));
-        tcp_recved(pcb_, step);
-        left -= step;
-      }
-    }
   }
   return copied;
 }
@@ -523,7 +484,7 @@ int tcp_socket::recv(void* buf, size_t len, int flags, const wait_spec& w_in, si
       return e;
     }
     if (rx_bytes_ > 0) {
-      got += peek ? copy_out(static_cast<char*>(buf) + got, len - got, true)
+      got += peek ? peek_into(static_cast<char*>(buf) + got, len - got)
                   : take_out(lk, static_cast<char*>(buf) + got, len - got);
       eng_.pump();
       if (!waitall || got == len) break;
@@ -752,14 +713,7 @@ int tcp_socket::getsockopt(int level, int opt, void* value, socklen_t& len) cons
     if (int e = common_getsockopt(level, opt, v, handled); e != 0) return e;
     if (!handled) return ENOPROTOOPT;
   }
-  if (len < static_cast<socklen_t>(sizeof(int))) {
-    if (len <= 0) return EINVAL;
-    std::memcpy(value, &v, static_cast<size_t>(len));  // Linux truncates
-    return 0;
-  }
-  std::memcpy(value, &v, sizeof v);
-  len = sizeof v;
-  return 0;
+  return put_int(v, value, len);
 }
 
 int tcp_socket::setsockopt(int level, int opt, const void* value, socklen_t len) {

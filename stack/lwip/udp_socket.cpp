@@ -95,16 +95,6 @@ int udp_socket::bind_locked(ip_addr_t ip, uint16_t port) {
   return 0;
 }
 
-int udp_socket::bind(const sockaddr* addr, socklen_t len) {
-  ip_addr_t ip;
-  uint16_t port = 0;
-  if (int e = from_sockaddr(addr, len, ip, port); e != 0) return e == ENETUNREACH ? EINVAL : e;
-  std::unique_lock lk(eng_.mutex());
-  eng_.enter(&host_);
-  if (is_any(ip) && family_ == AF_INET6) ip = wildcard();
-  return bind_locked(ip, port);
-}
-
 int udp_socket::connect(const sockaddr* addr, socklen_t len, const wait_spec&) {
   std::unique_lock lk(eng_.mutex());
   eng_.enter(&host_);
@@ -273,11 +263,7 @@ int udp_socket::getsockopt(int level, int opt, void* value, socklen_t& len) cons
     if (int e = common_getsockopt(level, opt, v, handled); e != 0) return e;
     if (!handled) return ENOPROTOOPT;
   }
-  if (len <= 0) return EINVAL;
-  size_t n = std::min<size_t>(static_cast<size_t>(len), sizeof v);
-  std::memcpy(value, &v, n);
-  len = static_cast<socklen_t>(n);
-  return 0;
+  return put_int(v, value, len);
 }
 
 int udp_socket::setsockopt(int level, int opt, const void* value, socklen_t len) {

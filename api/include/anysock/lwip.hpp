@@ -51,7 +51,8 @@ void add_host_entry(const std::string& name, const std::string& address);
 void remove_host_entry(const std::string& name);
 
 /// Run-to-completion mode (spec key engine=poll: no engine thread): delivers pending packets and
-/// runs due lwIP timers once; returns how many packets or timers it handled. Call it from the
+/// runs due lwIP timers once; returns nonzero when that changed some socket's state (data, a
+/// connection, an error), 0 when nothing happened. Call it from the
 /// program's loop between non-blocking socket calls. Harmless in thread mode. Thread-safe.
 int poll();
 
