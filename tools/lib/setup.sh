@@ -10,6 +10,9 @@ ANYSOCK_PACKAGES=(
   libgtest-dev libgmock-dev         # the test suites
   libbenchmark-dev                  # tools/bench
   clang-format                      # the format check in tools/test
+  libpcap-dev                       # drivers/pcap: the libpcap link driver
+  libxdp-dev libbpf-dev             # drivers/af_xdp: AF_XDP sockets and the XDP program feeding them
+  iproute2 ethtool                  # tests/drivers: veth pairs and TAPs in the tests' own namespace
   apt debian-archive-keyring gpgv   # fetching Debian's lwIP source package (signed index)
   ca-certificates
 )

@@ -1,0 +1,364 @@
+#include "af_packet_link.hpp"
+
+#include <arpa/inet.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <bit>
+#include <cerrno>
+#include <cstring>
+
+#include "../link_support.hpp"
+
+namespace anysock::drivers {
+namespace {
+
+constexpr std::array<std::string_view, 7> kKeys{
+    "iface", "promisc", "blocks", "block_size", "timeout_ms", "tx_frames", "qdisc_bypass"};
+
+// Where frame data starts in a transmit slot (the kernel's rule for TPACKET_V3 without
+// PACKET_TX_HAS_OFF).
+constexpr size_t kTxDataOffset = TPACKET_ALIGN(sizeof(tpacket3_hdr));
+// Attempts flush() makes when the kernel stops early (socket buffer or device busy).
+constexpr int kFlushAttempts = 4;
+
+uint32_t load_acquire(const uint32_t& word) {
+  return std::atomic_ref<const uint32_t>(word).load(std::memory_order_acquire);
+}
+void store_release(uint32_t& word, uint32_t value) {
+  std::atomic_ref<uint32_t>(word).store(value, std::memory_order_release);
+}
+
+struct ring_layout {
+  uint32_t rx_block_size;
+  uint32_t rx_blocks;
+  uint32_t rx_timeout_ms;
+  uint32_t tx_frame_size;
+  uint32_t tx_frames;
+  uint32_t tx_block_size;
+  size_t rx_bytes() const { return size_t{rx_block_size} * rx_blocks; }
+  size_t tx_bytes() const { return size_t{tx_frame_size} * tx_frames; }
+};
+
+class af_packet_link final : public link {
+ public:
+  af_packet_link(int fd, uint8_t* map, const ring_layout& layout,
+                 const detail::interface_info& info)
+      : link(info.name, info.ifindex, info.mtu, info.mac), fd_(fd), map_(map), layout_(layout) {}
+
+  ~af_packet_link() override {
+    ::munmap(map_, layout_.rx_bytes() + layout_.tx_bytes());
+    ::close(fd_);
+  }
+
+  std::string_view kind() const noexcept override { return "af_packet"; }
+  int fd() const noexcept override { return fd_; }
+
+  burst receive(size_t max_frames, frame_sink sink) override {
+    burst b;
+    if ((b.error = standing_error()) != 0) return b;
+    while (b.frames < max_frames) {
+      if (left_in_block_ == 0 && !open_next_block()) break;
+      while (left_in_block_ > 0 && b.frames < max_frames) {
+        const auto* h = reinterpret_cast<const tpacket3_hdr*>(next_packet_);
+        const uint8_t* data = next_packet_ + h->tp_mac;
+        next_packet_ += h->tp_next_offset;
+        --left_in_block_;
+        if (h->tp_snaplen < h->tp_len) {  // cut short by the block: useless to a stack
+          ++stats_.rx_dropped;
+          continue;
+        }
+        sink(frame(data, h->tp_snaplen));
+        ++b.frames;
+        ++stats_.rx_frames;
+        stats_.rx_bytes += h->tp_snaplen;
+      }
+      if (left_in_block_ == 0) release_block();
+    }
+    // An empty ring is when a dead or downed interface shows: the kernel leaves its error on the
+    // socket (and wakes pollers with POLLERR).
+    if (b.frames == 0) {
+      if (int err = detail::socket_error(fd_)) {
+        // ENETDOWN while the interface is up again is stale news: it is up, carry on.
+        int now = check_interface();
+        b.error = now != 0 ? now : err == ENETDOWN ? 0 : err;
+      }
+    }
+    return b;
+  }
+
+  burst transmit(std::span<const tx_frame> frames) override {
+    burst b;
+    if ((b.error = standing_error()) != 0) return b;
+    for (const tx_frame& f : frames) {
+      if (f.size() > max_frame()) {
+        b.error = EMSGSIZE;
+        break;
+      }
+      tpacket3_hdr* h = tx_slot(tx_next_);
+      if (!slot_free(h)) {
+        // The ring is full of frames not yet sent or not yet released by the device: send what is
+        // queued, and take the slot if that freed it.
+        if (int err = kick(); err != 0 && err != EAGAIN) {
+          b.error = err;
+          break;
+        }
+        if (!slot_free(h)) {
+          b.error = EAGAIN;
+          break;
+        }
+      }
+      f.copy_to(reinterpret_cast<uint8_t*>(h) + kTxDataOffset);
+      h->tp_len = static_cast<uint32_t>(f.size());
+      h->tp_next_offset = 0;
+      store_release(h->tp_status, TP_STATUS_SEND_REQUEST);
+      tx_next_ = (tx_next_ + 1) & (layout_.tx_frames - 1);
+      ++tx_queued_;
+      ++b.frames;
+      ++stats_.tx_frames;
+      stats_.tx_bytes += f.size();
+    }
+    return b;
+  }
+
+  int flush() override {
+    if (int err = standing_error()) return err;
+    return kick();
+  }
+
+  link_stats stats() const override {
+    tpacket_stats_v3 st{};
+    socklen_t len = sizeof st;
+    if (::getsockopt(fd_, SOL_PACKET, PACKET_STATISTICS, &st, &len) == 0) {
+      kernel_drops_ += st.tp_drops;  // reading resets the kernel's counters
+    }
+    link_stats s = stats_;
+    s.rx_dropped += kernel_drops_;
+    return s;
+  }
+
+ private:
+  tpacket_block_desc* rx_block(uint32_t i) const {
+    return reinterpret_cast<tpacket_block_desc*>(map_ + size_t{i} * layout_.rx_block_size);
+  }
+  tpacket3_hdr* tx_slot(uint32_t i) const {
+    return reinterpret_cast<tpacket3_hdr*>(map_ + layout_.rx_bytes() +
+                                           size_t{i} * layout_.tx_frame_size);
+  }
+
+  // Starts reading the next block if the kernel has handed it over. A block is open while
+  // left_in_block_ > 0; receive() releases it when that reaches 0.
+  bool open_next_block() {
+    tpacket_block_desc* bd = rx_block(rx_block_);
+    if ((load_acquire(bd->hdr.bh1.block_status) & TP_STATUS_USER) == 0) return false;
+    // An empty block (num_pkts 0) is released by the caller like a fully read one.
+    left_in_block_ = bd->hdr.bh1.num_pkts;
+    next_packet_ = reinterpret_cast<const uint8_t*>(bd) + bd->hdr.bh1.offset_to_first_pkt;
+    return true;
+  }
+
+  void release_block() {
+    store_release(rx_block(rx_block_)->hdr.bh1.block_status, TP_STATUS_KERNEL);
+    rx_block_ = (rx_block_ + 1) % layout_.rx_blocks;
+  }
+
+  // A slot is ours when the kernel has sent its frame and freed it (a malformed frame it skipped
+  // under PACKET_LOSS comes back available too).
+  static bool slot_free(const tpacket3_hdr* h) {
+    uint32_t status = load_acquire(h->tp_status);
+    return status == TP_STATUS_AVAILABLE || status == TP_STATUS_WRONG_FORMAT;
+  }
+
+  // One sendto() hands every queued slot to the kernel, which sends them in order without
+  // blocking. It stops early when the socket's send buffer is full or the device drops a frame:
+  // then try again a few times, and report EAGAIN if frames are still left.
+  int kick() {
+    if (tx_queued_ == 0) return 0;
+    const tpacket3_hdr* last =
+        tx_slot((tx_next_ + layout_.tx_frames - 1) & (layout_.tx_frames - 1));
+    for (int attempt = 0; attempt < kFlushAttempts; ++attempt) {
+      ssize_t r = ::sendto(fd_, nullptr, 0, MSG_DONTWAIT, nullptr, 0);
+      if (r < 0) {
+        int err = errno;
+        if (err == ENOBUFS) {
+          ++stats_.tx_dropped;  // the device dropped one frame; the rest are still queued
+        } else if (err == ENETDOWN && check_interface() == 0) {
+          // A stale "went down" left on the socket from before the interface came up again: the
+          // send collected it and sent nothing. Go again.
+        } else if (err != EINTR && err != EAGAIN) {
+          return failure(err);
+        }
+      }
+      if (load_acquire(last->tp_status) != TP_STATUS_SEND_REQUEST) {
+        tx_queued_ = 0;
+        return 0;
+      }
+    }
+    return EAGAIN;
+  }
+
+  int fd_;
+  uint8_t* map_;
+  ring_layout layout_;
+  // Receive position: the block being read, the next packet in it and how many are left.
+  uint32_t rx_block_ = 0;
+  uint32_t left_in_block_ = 0;
+  const uint8_t* next_packet_ = nullptr;
+  // Transmit position: the next slot to fill, and whether slots were queued since the last kick.
+  uint32_t tx_next_ = 0;
+  uint32_t tx_queued_ = 0;
+  mutable uint64_t kernel_drops_ = 0;
+};
+
+// Closes the socket on every early exit of open_af_packet().
+struct socket_guard {
+  int fd;
+  ~socket_guard() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+void set_option(int fd, int level, int name, int value, const char* what,
+                const std::string& iface) {
+  if (::setsockopt(fd, level, name, &value, sizeof value) != 0) {
+    detail::fail(errno, "af_packet",
+                 std::string("cannot set ") + what + " on " + iface +
+                     "'s socket (needs Linux 4.20 or later)");
+  }
+}
+
+// Reads the ring options (before the interface is looked up, so a bad value is reported as such).
+ring_layout read_ring_options(const detail::option_reader& opts) {
+  ring_layout l{};
+  size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  l.rx_blocks = static_cast<uint32_t>(opts.number("blocks", 64, 2, 4096));
+  l.rx_block_size = static_cast<uint32_t>(opts.number("block_size", 128u << 10, page, 1u << 30));
+  if (!std::has_single_bit(l.rx_block_size)) {
+    opts.bad_value("block_size", std::to_string(l.rx_block_size), "a power of two, e.g. 131072");
+  }
+  l.rx_timeout_ms = static_cast<uint32_t>(opts.number("timeout_ms", 1, 1, 1000));
+  l.tx_frames = static_cast<uint32_t>(opts.number("tx_frames", 512, 8, 1u << 16));
+  if (!std::has_single_bit(l.tx_frames)) {
+    opts.bad_value("tx_frames", std::to_string(l.tx_frames), "a power of two, e.g. 512");
+  }
+  return l;
+}
+
+// Sizes the slots for the interface's MTU: the largest frame (plus a VLAN tag) must fit a transmit
+// slot after its header, and one receive block after the block and packet headers.
+void size_slots(ring_layout& l, const detail::option_reader& opts, int mtu) {
+  size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  size_t frame_room = kTxDataOffset + static_cast<size_t>(mtu) + 14 + 4;
+  if (frame_room + 128 > l.rx_block_size) {
+    opts.bad_value("block_size", std::to_string(l.rx_block_size),
+                   "a block larger than one frame of this interface (MTU " + std::to_string(mtu) +
+                       "): " + std::to_string(std::bit_ceil(frame_room + 128)) + " or more");
+  }
+  l.tx_frame_size = static_cast<uint32_t>(std::bit_ceil(std::max<size_t>(frame_room, 2048)));
+  l.tx_block_size = static_cast<uint32_t>(std::max<size_t>(l.tx_frame_size, page));
+  if (size_t{l.tx_frames} * l.tx_frame_size < l.tx_block_size) {
+    l.tx_frames = l.tx_block_size / l.tx_frame_size;
+  }
+}
+
+void setup_rings(int fd, const ring_layout& l, const std::string& iface) {
+  tpacket_req3 rx{};
+  rx.tp_block_size = l.rx_block_size;
+  rx.tp_block_nr = l.rx_blocks;
+  rx.tp_frame_size = 2048;  // V3 packs frames of any size; the kernel only checks the arithmetic
+  rx.tp_frame_nr = l.rx_block_size / rx.tp_frame_size * l.rx_blocks;
+  rx.tp_retire_blk_tov = l.rx_timeout_ms;
+  if (::setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &rx, sizeof rx) != 0) {
+    detail::fail(errno, "af_packet",
+                 "cannot set up a receive ring of " + std::to_string(l.rx_blocks) + " x " +
+                     std::to_string(l.rx_block_size) + " bytes on " + iface +
+                     " (try fewer or smaller blocks: blocks=, block_size=)");
+  }
+  tpacket_req3 tx{};
+  tx.tp_block_size = l.tx_block_size;
+  tx.tp_frame_size = l.tx_frame_size;
+  tx.tp_frame_nr = l.tx_frames;
+  tx.tp_block_nr = static_cast<uint32_t>(size_t{l.tx_frames} * l.tx_frame_size / l.tx_block_size);
+  if (::setsockopt(fd, SOL_PACKET, PACKET_TX_RING, &tx, sizeof tx) != 0) {
+    detail::fail(errno, "af_packet",
+                 "cannot set up a transmit ring of " + std::to_string(l.tx_frames) + " x " +
+                     std::to_string(l.tx_frame_size) + " bytes on " + iface + " (try tx_frames=)");
+  }
+}
+
+}  // namespace
+
+std::span<const std::string_view> af_packet_option_keys() { return kKeys; }
+
+std::unique_ptr<link> open_af_packet(const link_options& options) {
+  detail::option_reader opts("af_packet", options, kKeys);
+  std::string iface = opts.iface();
+  bool promisc = opts.flag("promisc", true);
+  bool bypass = opts.flag("qdisc_bypass", true);
+  ring_layout layout = read_ring_options(opts);
+  detail::interface_info info = detail::find_interface("af_packet", iface);
+  size_slots(layout, opts, info.mtu);
+
+  // Protocol 0: nothing is received until bind(), after the rings exist.
+  socket_guard s{::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)};
+  if (s.fd < 0) {
+    int err = errno;
+    if (err == EPERM || err == EACCES) {
+      detail::fail(EPERM, "af_packet",
+                   "opening a packet socket " + detail::privilege_hint("CAP_NET_RAW"));
+    }
+    detail::fail(err, "af_packet", "cannot open a packet socket");
+  }
+  set_option(s.fd, SOL_PACKET, PACKET_VERSION, TPACKET_V3, "TPACKET_V3", iface);
+  set_option(s.fd, SOL_PACKET, PACKET_LOSS, 1, "PACKET_LOSS", iface);
+  set_option(s.fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, "PACKET_IGNORE_OUTGOING", iface);
+  if (bypass) set_option(s.fd, SOL_PACKET, PACKET_QDISC_BYPASS, 1, "PACKET_QDISC_BYPASS", iface);
+  // Room in the send buffer for a whole transmit ring, so one sendto() can send all of it.
+  int sndbuf = static_cast<int>(std::min<size_t>(layout.tx_bytes() * 2, 64u << 20));
+  if (::setsockopt(s.fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf) != 0) {
+    ::setsockopt(s.fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);  // best effort unprivileged
+  }
+  setup_rings(s.fd, layout, iface);
+
+  size_t map_size = layout.rx_bytes() + layout.tx_bytes();
+  void* map = ::mmap(nullptr, map_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, s.fd, 0);
+  if (map == MAP_FAILED) detail::fail(errno, "af_packet", "cannot map the rings of " + iface);
+
+  sockaddr_ll addr{};
+  addr.sll_family = AF_PACKET;
+  addr.sll_protocol = htons(ETH_P_ALL);
+  addr.sll_ifindex = info.ifindex;
+  if (::bind(s.fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    int err = errno;
+    ::munmap(map, map_size);
+    if (err == ENODEV || err == ENXIO) detail::find_interface("af_packet", iface);  // says how
+    detail::fail(err, "af_packet", "cannot bind a packet socket to " + iface);
+  }
+  if (promisc) {
+    packet_mreq mreq{};
+    mreq.mr_ifindex = info.ifindex;
+    mreq.mr_type = PACKET_MR_PROMISC;
+    if (::setsockopt(s.fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mreq, sizeof mreq) != 0) {
+      int err = errno;
+      ::munmap(map, map_size);
+      detail::fail(err, "af_packet",
+                   "cannot put " + iface + " in promiscuous mode (promisc=0 to skip)");
+    }
+  }
+  try {
+    auto l = std::make_unique<af_packet_link>(s.fd, static_cast<uint8_t*>(map), layout, info);
+    s.fd = -1;  // the link owns it now
+    return l;
+  } catch (...) {
+    ::munmap(map, map_size);
+    throw;
+  }
+}
+
+}  // namespace anysock::drivers
