@@ -8,6 +8,7 @@
 
 #include "anysock_lwip_hooks.h"
 #include "anysock_lwip_port.h"
+#include "lwip/ip6_frag.h"
 #include "lwip/pbuf.h"
 #include "lwip/prot/tcp.h"
 #include "lwip/sys.h"
@@ -100,3 +101,16 @@ signed char anysock_lwip_tcp_inpacket(struct tcp_pcb* pcb, struct tcp_hdr* hdr, 
   if (SND_WND_SCALE(pcb, (tcpwnd_size_t)hdr->wnd) != pcb->snd_wnd) return ERR_OK;
   return ERR_VAL;
 }
+
+#if LWIP_IPV6 && LWIP_IPV6_FRAG
+/* ip6.c calls this instead of ip6_frag() (see CMakeLists.txt): lwIP 2.1.3's ip6_frag() moves the
+ * payload pointers of the pbuf chain it fragments and leaves them moved, and TCP retransmits from
+ * that chain. Fragmenting a private copy keeps the caller's pbufs as they were. */
+err_t anysock_lwip_ip6_frag(struct pbuf* p, struct netif* netif, const ip6_addr_t* dest) {
+  struct pbuf* copy = pbuf_clone(PBUF_LINK, PBUF_RAM, p);
+  if (copy == NULL) return ERR_MEM;
+  err_t r = ip6_frag(copy, netif, dest);
+  pbuf_free(copy);
+  return r;
+}
+#endif
