@@ -165,4 +165,9 @@ backend_scope::backend_scope(backend& b) : backend_(b.share()), previous_(scoped
 
 backend_scope::~backend_scope() { scoped_backend = previous_; }
 
+namespace detail {
+// For the simulator's fibers (stack/lwip/sim_world.cpp): each task keeps its own scope.
+backend* exchange_scoped_backend(backend* b) noexcept { return std::exchange(scoped_backend, b); }
+}  // namespace detail
+
 }  // namespace anysock

@@ -1,10 +1,14 @@
 #include "sim_link.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <limits>
+#include <stdexcept>
 
 #include "../../stack/lwip/host.hpp"
 #include "../../stack/lwip/send_chunk.hpp"
+#include "../pcap_file.hpp"
 #include "lwip/ip4.h"
 #include "lwip/ip6.h"
 #include "lwip/mem.h"
@@ -24,13 +28,19 @@ void sim_link::attach(host* h) { hosts_.push_back(h); }
 void sim_link::detach(host* h) {
   std::erase(hosts_, h);
   // Packets still on their way to the host are lost with it.
-  for (auto it = queue_.begin(); it != queue_.end();) {
-    if (it->to == h) {
-      pbuf_free(it->p);
-      it = queue_.erase(it);
+  std::vector<packet> kept;
+  kept.reserve(queue_.size());
+  for (const packet& pk : queue_) {
+    if (pk.to == h) {
+      pbuf_free(pk.p);
+      ++stats_.unroutable;
     } else {
-      ++it;
+      kept.push_back(pk);
     }
+  }
+  if (kept.size() != queue_.size()) {
+    queue_ = std::move(kept);
+    std::make_heap(queue_.begin(), queue_.end(), later{});
   }
 }
 
@@ -55,6 +65,24 @@ host* sim_link::find_name(const std::string& name) const {
   return nullptr;
 }
 
+void sim_link::remember(const std::string& name, std::vector<ip_addr_t> addresses) {
+  remembered_[name] = std::move(addresses);
+}
+
+const std::vector<ip_addr_t>* sim_link::remembered(const std::string& name) const {
+  auto it = remembered_.find(name);
+  return it == remembered_.end() ? nullptr : &it->second;
+}
+
+std::string sim_link::remembered_name(const ip_addr_t& a) const {
+  for (const auto& [name, addresses] : remembered_) {
+    for (const ip_addr_t& x : addresses) {
+      if (ip_addr_cmp(&x, &a)) return name;
+    }
+  }
+  return "";
+}
+
 bool sim_link::transmit(host* from, pbuf* p, bool ipv6) {
   host* to = nullptr;
   if (p->len >= (ipv6 ? IP6_HLEN : IP_HLEN)) {
@@ -70,22 +98,149 @@ bool sim_link::transmit(host* from, pbuf* p, bool ipv6) {
       to = find_ip4(dest);
     }
   }
+  if (simulated_) return transmit_simulated(from, to, p, ipv6);
   if (to == nullptr || p->tot_len > from->config().mtu || p->tot_len > to->config().mtu) {
     from->count_drop();
     return false;
   }
   pbuf* copy = p->tot_len >= kShareAbove ? share(from, p, ipv6) : nullptr;
+  if (copy == nullptr) copy = copy_of(from, p);
+  if (copy == nullptr) return false;
+  enqueue(copy, to, 0);
+  return true;
+}
+
+pbuf* sim_link::copy_of(host* from, pbuf* p) {
+  // Copy: lwIP keeps `p` (TCP retransmits from it) and the receiver must own its packet.
+  pbuf* copy = pbuf_alloc(PBUF_RAW, p->tot_len, PBUF_RAM);
   if (copy == nullptr) {
-    // Copy: lwIP keeps `p` (TCP retransmits from it) and the receiver must own its packet.
-    copy = pbuf_alloc(PBUF_RAW, p->tot_len, PBUF_RAM);
-    if (copy == nullptr) {
-      from->count_drop();
-      from->eng().count_memory_failure();
-      return false;
-    }
-    pbuf_copy(copy, p);
+    from->count_drop();
+    from->eng().count_memory_failure();
+    return nullptr;
   }
-  queue_.push_back({copy, to, 0.0});
+  pbuf_copy(copy, p);
+  return copy;
+}
+
+void sim_link::enqueue(pbuf* p, host* to, int64_t due_ns) {
+  queue_.push_back({due_ns, next_seq_++, p, to});
+  std::push_heap(queue_.begin(), queue_.end(), later{});
+}
+
+int64_t sim_link::next_due_ns() const {
+  return queue_.empty() ? std::numeric_limits<int64_t>::max() : queue_.front().due_ns;
+}
+
+// ---- a simulated world --------------------------------------------------------------------------
+
+void sim_link::simulate(uint64_t seed) {
+  simulated_ = true;
+  rng_ = seed;
+}
+
+uint64_t sim_link::next_random() {
+  // splitmix64: one stream per world, drawn in the (deterministic) order packets are sent.
+  uint64_t z = (rng_ += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+sim_link::direction& sim_link::dir(const std::string& from, const std::string& to) {
+  return directions_[{from, to}];
+}
+
+void sim_link::set_direction(const std::string& from, const std::string& to,
+                             const sim::link_config& cfg) {
+  direction& d = dir(from, to);
+  d.cfg = cfg;
+  d.has_cfg = true;
+}
+
+void sim_link::set_partitioned(const std::string& from, const std::string& to, bool cut) {
+  dir(from, to).cut = cut;
+}
+
+const sim::link_config& sim_link::config(const std::string& from, const std::string& to) const {
+  auto it = directions_.find({from, to});
+  return it != directions_.end() && it->second.has_cfg ? it->second.cfg : default_;
+}
+
+size_t sim_link::mtu_for(const std::string& name) const {
+  size_t mtu = default_.mtu;
+  for (const auto& [key, d] : directions_) {
+    if (d.has_cfg && (key.first == name || key.second == name)) mtu = std::min(mtu, d.cfg.mtu);
+  }
+  return mtu;
+}
+
+bool sim_link::transmit_simulated(host* from, host* to, pbuf* p, bool ipv6) {
+  ++stats_.sent;
+  if (to == nullptr) {
+    ++stats_.unroutable;
+    from->count_drop();
+    return false;
+  }
+  direction& d = dir(from->config().name, to->config().name);
+  const sim::link_config& cfg = d.has_cfg ? d.cfg : default_;
+  if (d.cut) {
+    ++stats_.partitioned;
+    return false;
+  }
+  if (p->tot_len > cfg.mtu) {
+    ++stats_.too_big;
+    from->count_drop();
+    return false;
+  }
+  // Random draws happen only for faults that are on, always in this order, so a world without
+  // faults draws nothing and a world with them draws the same numbers for the same packets.
+  if (cfg.loss > 0 && uniform() < cfg.loss) {
+    ++stats_.lost;
+    return false;
+  }
+  int copies = 1;
+  if (cfg.duplicate > 0 && uniform() < cfg.duplicate) {
+    copies = 2;
+    ++stats_.duplicated;
+  }
+  const int64_t now = from->eng().now_ns();
+  for (int i = 0; i < copies; ++i) {
+    const bool corrupt = cfg.corrupt > 0 && uniform() < cfg.corrupt;
+    int64_t sent_at = now;
+    if (cfg.rate_bps > 0) {
+      while (!d.sending_ns.empty() && d.sending_ns.front() <= now) d.sending_ns.pop_front();
+      if (cfg.queue_limit > 0 && d.sending_ns.size() >= cfg.queue_limit) {
+        ++stats_.queue_drops;
+        continue;
+      }
+      const int64_t start = std::max(now, d.busy_until_ns);
+      const double bits = static_cast<double>(p->tot_len) * 8.0;
+      sent_at =
+          start + static_cast<int64_t>(std::ceil(bits * 1e9 / static_cast<double>(cfg.rate_bps)));
+      d.busy_until_ns = sent_at;
+      d.sending_ns.push_back(sent_at);
+    }
+    double delay = cfg.delay;
+    if (cfg.jitter > 0) delay += cfg.jitter * (2.0 * uniform() - 1.0);
+    if (cfg.reorder > 0 && uniform() < cfg.reorder) {
+      // Held back by one to two base delays (at least a millisecond): packets sent just after it
+      // arrive first.
+      delay += std::max(cfg.delay, 1e-3) * (1.0 + uniform());
+      ++stats_.reordered;
+    }
+    const int64_t due = sent_at + static_cast<int64_t>(std::llround(std::max(delay, 0.0) * 1e9));
+    pbuf* copy = !corrupt && p->tot_len >= kShareAbove ? share(from, p, ipv6) : nullptr;
+    if (copy == nullptr) copy = copy_of(from, p);
+    if (copy == nullptr) return false;
+    if (corrupt) {
+      // One bit anywhere in the packet (headers included): checksums must catch it.
+      const uint64_t bit = next_random() % (static_cast<uint64_t>(copy->tot_len) * 8);
+      auto* bytes = static_cast<uint8_t*>(copy->payload);  // a PBUF_RAM copy is one piece
+      bytes[bit / 8] ^= static_cast<uint8_t>(1u << (bit % 8));
+      ++stats_.corrupted;
+    }
+    enqueue(copy, to, due);
+  }
   return true;
 }
 
@@ -185,12 +340,21 @@ pbuf* sim_link::share(host* from, pbuf* p, bool ipv6) {
   return head;
 }
 
-size_t sim_link::deliver_due(double now) {
+size_t sim_link::deliver_due(int64_t now_ns) {
   size_t n = 0;
-  size_t queued = queue_.size();  // not the ones the deliveries below queue
-  while (n < queued && !queue_.empty() && queue_.front().due <= now) {
-    packet pk = queue_.front();
-    queue_.pop_front();
+  const uint64_t before = next_seq_;  // not the ones the deliveries below queue
+  while (!queue_.empty() && queue_.front().due_ns <= now_ns && queue_.front().seq < before) {
+    std::pop_heap(queue_.begin(), queue_.end(), later{});
+    packet pk = queue_.back();
+    queue_.pop_back();
+    if (simulated_) {
+      ++stats_.delivered;
+      stats_.delivered_bytes += pk.p->tot_len;
+      if (capture_ != nullptr) {
+        capture_->begin(static_cast<double>(now_ns) * 1e-9, pk.p->tot_len);
+        for (pbuf* q = pk.p; q != nullptr; q = q->next) capture_->append(q->payload, q->len);
+      }
+    }
     pk.to->input(pk.p);
     ++n;
   }

@@ -4,21 +4,30 @@
 // is IP: packets are routed by destination address among the attached hosts; no ARP or neighbour
 // discovery.
 //
-// Faults and virtual time will wrap transmit(): a queued packet already carries the time it becomes
-// due, and the pump delivers only due packets.
+// In a simulated world (anysock::sim) the link also applies per-direction settings and seeded
+// faults (loss, delay, jitter, reordering, duplication, corruption, rate, queue limit, MTU,
+// partitions): every queued packet carries the virtual time it becomes due, and the pump delivers
+// packets in (due time, send order) order. Outside a world every packet is due at once, in order.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <map>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include "anysock/sim.hpp"
+#include "lwip/ip_addr.h"
 
 struct pbuf;
 
 namespace anysock::lwip_detail {
 
 class host;
+class pcap_file;
 
 class sim_link {
  public:
@@ -38,28 +47,77 @@ class sim_link {
   host* find_ip4(uint32_t addr_be) const;
   host* find_ip6(const uint32_t addr[4]) const;
   host* find_name(const std::string& name) const;
+  /// A host that left by crashing keeps its name: it still resolves (to addresses no one answers).
+  void remember(const std::string& name, std::vector<ip_addr_t> addresses);
+  const std::vector<ip_addr_t>* remembered(const std::string& name) const;
+  std::string remembered_name(const ip_addr_t& a) const;
 
   /// Queues a copy of `p` from `from` to whichever host owns its destination. Returns false (and
   /// counts a drop on `from`) if no host does or the packet exceeds the link's MTU.
   bool transmit(host* from, pbuf* p, bool ipv6);
-  /// Delivers every packet queued now (not ones queued meanwhile); returns how many.
-  size_t deliver_due(double now);
+  /// Delivers the packets due at `now_ns` that were queued before the call; returns how many.
+  size_t deliver_due(int64_t now_ns);
   bool empty() const { return queue_.empty(); }
+  /// When the first queued packet is due (INT64_MAX: none).
+  int64_t next_due_ns() const;
+
+  // ---- a simulated world ------------------------------------------------------------------------
+  /// Turns on per-direction settings and faults drawn from `seed`.
+  void simulate(uint64_t seed);
+  /// Writes every delivered packet to `capture` (owned by the caller; nullptr stops).
+  void set_capture(pcap_file* capture) { capture_ = capture; }
+  void set_default(const sim::link_config& cfg) { default_ = cfg; }
+  void set_direction(const std::string& from, const std::string& to, const sim::link_config& cfg);
+  void set_partitioned(const std::string& from, const std::string& to, bool cut);
+  /// The settings from `from` to `to`.
+  const sim::link_config& config(const std::string& from, const std::string& to) const;
+  /// The smallest MTU of any direction that starts or ends at `name`.
+  size_t mtu_for(const std::string& name) const;
+  const sim::stats& stats() const { return stats_; }
 
  private:
   // Packets at least this long are delivered by reference (share), shorter ones copied.
   static constexpr size_t kShareAbove = 2048;
   pbuf* share(host* from, pbuf* p, bool ipv6);
+  pbuf* copy_of(host* from, pbuf* p);
+  bool transmit_simulated(host* from, host* to, pbuf* p, bool ipv6);
+  void enqueue(pbuf* p, host* to, int64_t due_ns);
+  uint64_t next_random();
+  double uniform() { return static_cast<double>(next_random() >> 11) * 0x1.0p-53; }
 
   struct packet {
+    int64_t due_ns;
+    uint64_t seq;  // send order: ties in due time keep it
     pbuf* p;
     host* to;
-    double due;
   };
+  struct later {  // a min-heap on (due, seq)
+    bool operator()(const packet& a, const packet& b) const {
+      return a.due_ns != b.due_ns ? a.due_ns > b.due_ns : a.seq > b.seq;
+    }
+  };
+  struct direction {
+    sim::link_config cfg;
+    bool has_cfg = false;
+    bool cut = false;
+    int64_t busy_until_ns = 0;       // the rate limiter sends its last queued bit then
+    std::deque<int64_t> sending_ns;  // when each packet still in the limiter's queue is sent
+  };
+  direction& dir(const std::string& from, const std::string& to);
+
   std::string name_;
   int number_;
   std::vector<host*> hosts_;
-  std::deque<packet> queue_;
+  std::map<std::string, std::vector<ip_addr_t>> remembered_;
+  std::vector<packet> queue_;  // heap ordered by `later`
+  uint64_t next_seq_ = 0;
+  // Simulation
+  bool simulated_ = false;
+  uint64_t rng_ = 0;
+  sim::link_config default_;
+  std::map<std::pair<std::string, std::string>, direction> directions_;
+  pcap_file* capture_ = nullptr;
+  sim::stats stats_;
 };
 
 }  // namespace anysock::lwip_detail

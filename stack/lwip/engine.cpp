@@ -16,6 +16,8 @@
 #include "anysock_lwip_port.h"
 #include "host.hpp"
 #include "lwip/init.h"
+#include "lwip/ip4_frag.h"
+#include "lwip/ip6_frag.h"
 #include "lwip/memp.h"
 #include "lwip/priv/tcp_priv.h"
 #include "lwip/stats.h"
@@ -23,6 +25,7 @@
 #include "lwip/timeouts.h"
 #include "lwip/udp.h"
 #include "siphash.hpp"
+#include "state.h"
 
 extern "C" void lwip_cyclic_timer(void* arg);  // non-static under LWIP_TESTMODE (lwipopts.h)
 
@@ -58,6 +61,14 @@ std::weak_ptr<engine>& registry() {
 engine* g_engine = nullptr;
 // RFC 6528 key for initial sequence numbers, drawn when an engine starts.
 uint64_t g_isn_key[2] = {0, 0};
+
+// splitmix64 of (seed, stream): independent streams of one seed.
+uint64_t derive_seed(uint64_t seed, uint64_t stream) {
+  uint64_t z = seed + stream * 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
 
 void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -97,7 +108,19 @@ std::shared_ptr<engine> engine::acquire(mode m, bool m_given) {
     }
     return e;
   }
-  std::shared_ptr<engine> e(new engine(m));
+  std::shared_ptr<engine> e(new engine(m, nullptr));
+  registry() = e;
+  return e;
+}
+
+std::shared_ptr<engine> engine::start_sim(uint64_t seed) {
+  std::lock_guard lk(registry_mutex());
+  if (registry().lock()) {
+    throw std::logic_error(
+        "anysock::sim::world: an lwIP engine is already running in this process (one world at a "
+        "time, and no lwip+ backend may outlive into a world)");
+  }
+  std::shared_ptr<engine> e(new engine(mode::sim, &seed));
   registry() = e;
   return e;
 }
@@ -107,15 +130,27 @@ std::shared_ptr<engine> engine::running() {
   return registry().lock();
 }
 
-engine::engine(mode m) : mode_(m) {
+engine::engine(mode m, const uint64_t* sim_seed) : mode_(m) {
   std::lock_guard lk(mu_);
-  if (getrandom(g_isn_key, sizeof g_isn_key, 0) != sizeof g_isn_key) {
-    g_isn_key[0] = static_cast<uint64_t>(monotonic_seconds() * 1e9);
-    g_isn_key[1] = reinterpret_cast<uintptr_t>(this);
-  }
   uint64_t seed = 0;
-  if (getrandom(&seed, sizeof seed, 0) != sizeof seed) seed = g_isn_key[0] ^ 0x5eed;
+  if (sim_seed != nullptr) {
+    // Everything lwIP draws (ports, IP ids, MLD delays) and the ISN key come from the seed.
+    seed = derive_seed(*sim_seed, 1);
+    g_isn_key[0] = derive_seed(*sim_seed, 2);
+    g_isn_key[1] = derive_seed(*sim_seed, 3);
+  } else {
+    if (getrandom(g_isn_key, sizeof g_isn_key, 0) != sizeof g_isn_key) {
+      g_isn_key[0] = static_cast<uint64_t>(monotonic_seconds() * 1e9);
+      g_isn_key[1] = reinterpret_cast<uintptr_t>(this);
+    }
+    if (getrandom(&seed, sizeof seed, 0) != sizeof seed) seed = g_isn_key[0] ^ 0x5eed;
+  }
+  g_engine = this;  // sys_now() reads the clock of the engine being initialised
   anysock_lwip_seed_rand(seed);
+  // Every engine starts from lwIP's statics as they were before the first one (ip_id, tcp_port,
+  // the timer list, netif numbering, ND tables ...): lwip_init() resets only some of them.
+  anysock_lwip_state_save();
+  anysock_lwip_state_restore();
   lwip_init();
   // Protocol counters start from zero with every engine (pool and heap use is cumulative state).
   std::memset(&lwip_stats.link, 0, sizeof lwip_stats.link);
@@ -127,7 +162,6 @@ engine::engine(mode m) : mode_(m) {
   std::memset(&lwip_stats.icmp6, 0, sizeof lwip_stats.icmp6);
   std::memset(&lwip_stats.mib2, 0, sizeof lwip_stats.mib2);
   baseline_ = snapshot();
-  g_engine = this;
   engine_wakes_at_ = kForever;
   if (mode_ == mode::thread) thread_ = std::thread([this] { run_thread(); });
 }
@@ -151,6 +185,12 @@ void engine::shutdown_lwip() {
   while (tcp_bound_pcbs != nullptr) tcp_abort(tcp_bound_pcbs);
   while (tcp_listen_pcbs.pcbs != nullptr) tcp_close(tcp_listen_pcbs.pcbs);
   while (udp_pcbs != nullptr) udp_remove(udp_pcbs);
+  // Fragments waiting for reassembly are freed by age only: age them out (no netif is left to
+  // send a "reassembly time exceeded" through).
+  for (int tick = 0; tick < 256; ++tick) {
+    ip_reass_tmr();
+    ip6_reass_tmr();
+  }
   links_.clear();
   // Empty lwIP's timer list: lwip_init() of the next engine registers its timers again and would
   // otherwise run every periodic timer twice. Non-periodic entries (the TCP timer) are run once
@@ -170,7 +210,48 @@ void engine::shutdown_lwip() {
   anysock_lwip_heap_release();
 }
 
-double engine::now() const { return monotonic_seconds(); }
+double engine::now() const {
+  return mode_ == mode::sim ? static_cast<double>(virtual_now_ns_) * 1e-9 : monotonic_seconds();
+}
+
+int64_t engine::now_ns() const {
+  if (mode_ == mode::sim) return virtual_now_ns_;
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+void engine::advance_to(int64_t t_ns) {
+  if (t_ns > virtual_now_ns_) virtual_now_ns_ = t_ns;
+  run_timers();
+}
+
+int64_t engine::next_delivery_ns() const {
+  int64_t next = std::numeric_limits<int64_t>::max();
+  for (const auto& [name, l] : links_) next = std::min(next, l->next_due_ns());
+  return next;
+}
+
+int64_t engine::next_timer_ns() const {
+  u32_t ms = sys_timeouts_sleeptime();
+  if (ms == SYS_TIMEOUTS_SLEEPTIME_INFINITE) return std::numeric_limits<int64_t>::max();
+  // lwIP's clock is whole milliseconds: the timer is due at the start of that millisecond.
+  const int64_t now_ms = now_ns() / 1000000;
+  return std::max(now_ns() + 1, (now_ms + static_cast<int64_t>(ms)) * 1000000);
+}
+
+bool engine::tcp_work_pending() const {
+  for (const tcp_pcb* p = tcp_active_pcbs; p != nullptr; p = p->next) {
+    if (p->unacked != nullptr || p->unsent != nullptr || p->refused_data != nullptr) return true;
+    if (p->state == SYN_SENT || p->state == SYN_RCVD || p->state == FIN_WAIT_1 ||
+        p->state == CLOSING || p->state == LAST_ACK) {
+      return true;
+    }
+    if ((p->flags & TF_ACK_DELAY) != 0 || p->persist_backoff > 0) return true;
+    if (ip_get_option(p, SOF_KEEPALIVE)) return true;
+  }
+  return false;
+}
 
 void engine::enter(host* h) {
   current_ = h;
@@ -228,7 +309,8 @@ void engine::pump() {
   backlog_ = false;
   while (true) {
     size_t moved = 0;
-    for (auto& [name, l] : links_) moved += l->deliver_due(kForever);
+    const int64_t due = mode_ == mode::sim ? virtual_now_ns_ : std::numeric_limits<int64_t>::max();
+    for (auto& [name, l] : links_) moved += l->deliver_due(due);
     for (host* h : hosts_) {
       if (h->nif()->loop_first != nullptr) {
         enter(h);
@@ -339,7 +421,13 @@ void engine::spin_until_changed(uint64_t seen) {
 }
 
 int engine::wait(std::unique_lock<std::mutex>& lk, const wait_spec& w,
-                 const std::function<bool()>& pred) {
+                 const std::function<bool()>& pred, const char* what) {
+  if (mode_ == mode::sim) {
+    if (scheduler_ != nullptr) return scheduler_->wait(lk, w, pred, what);
+    // The world is gone: nothing will ever move its clock again.
+    if (pred()) return 0;
+    return w.how == wait_spec::mode::nonblock ? EAGAIN : ENETDOWN;
+  }
   while (true) {
     if (pred()) return 0;
     if (w.how == wait_spec::mode::nonblock) return EAGAIN;
@@ -450,6 +538,7 @@ using anysock::lwip_detail::g_engine;
 extern "C" {
 
 __attribute__((visibility("hidden"))) u32_t sys_now(void) {
+  if (g_engine != nullptr) return static_cast<u32_t>(g_engine->now_ns() / 1000000);
   return static_cast<u32_t>(
       static_cast<uint64_t>(anysock::lwip_detail::monotonic_seconds() * 1000.0));
 }
@@ -465,7 +554,10 @@ __attribute__((visibility("hidden"))) unsigned int anysock_lwip_tcp_isn(
   std::memcpy(buf + 32, &local_port, 2);
   std::memcpy(buf + 34, &remote_port, 2);
   uint64_t f = anysock::lwip_detail::siphash24(anysock::lwip_detail::g_isn_key, buf, sizeof buf);
-  auto m = static_cast<uint32_t>(anysock::lwip_detail::monotonic_seconds() * 250000.0);
+  const int64_t ns = g_engine != nullptr
+                         ? g_engine->now_ns()
+                         : static_cast<int64_t>(anysock::lwip_detail::monotonic_seconds() * 1e9);
+  auto m = static_cast<uint32_t>(ns / 4000);
   return static_cast<unsigned int>(m + static_cast<uint32_t>(f));
 }
 

@@ -39,15 +39,33 @@ namespace anysock::lwip_detail {
 class host;
 class sim_link;
 
+/// Who decides which thread runs while an engine runs on a virtual clock (anysock::sim's world).
+/// Called with the engine lock held.
+class scheduler {
+ public:
+  virtual ~scheduler() = default;
+  /// engine::wait in virtual time: parks the calling thread until pred() holds, its deadline
+  /// passes (the clock jumps there when nothing else can run) or its host goes down.
+  virtual int wait(std::unique_lock<std::mutex>& lk, const wait_spec& w,
+                   const std::function<bool()>& pred, const char* what) = 0;
+  /// A point where another runnable thread may be chosen to run (after every send).
+  virtual void switch_point(std::unique_lock<std::mutex>& lk) = 0;
+};
+
 class engine {
  public:
-  enum class mode { thread, poll };
+  /// thread: real time, timers on the engine thread; poll: real time, timers from poll();
+  /// sim: a virtual clock moved by a scheduler, no thread, every random choice from a seed.
+  enum class mode { thread, poll, sim };
 
   /// The running engine, or a new one in mode `m` (std::invalid_argument if the running engine is
   /// in another mode and `m_given`).
   static std::shared_ptr<engine> acquire(mode m, bool m_given);
   /// The running engine, if any.
   static std::shared_ptr<engine> running();
+  /// A new engine in sim mode with every random choice drawn from `seed`; std::logic_error if an
+  /// engine is running already.
+  static std::shared_ptr<engine> start_sim(uint64_t seed);
 
   ~engine();
   engine(const engine&) = delete;
@@ -55,8 +73,34 @@ class engine {
 
   std::mutex& mutex() { return mu_; }
   mode run_mode() const { return mode_; }
-  /// Seconds on the engine's clock (CLOCK_MONOTONIC in real time).
+  /// Seconds on the engine's clock (CLOCK_MONOTONIC in real time, virtual in sim mode).
   double now() const;
+  int64_t now_ns() const;
+
+  // ---- sim mode (lock held)
+  // ----------------------------------------------------------------------
+  void set_scheduler(scheduler* s) { scheduler_ = s; }
+  /// Moves the virtual clock to `t` (never backwards), then runs due timers and deliveries.
+  void advance_to(int64_t t_ns);
+  /// When the next queued packet is due (INT64_MAX: none queued).
+  int64_t next_delivery_ns() const;
+  /// When lwIP's next timer is due (INT64_MAX: none).
+  int64_t next_timer_ns() const;
+  /// Whether a TCP connection still has work its timers will do (retransmissions, handshakes,
+  /// closing, delayed ACKs, persist or keepalive probes): lwIP's timers then count as activity.
+  bool tcp_work_pending() const;
+  /// A switch point (see scheduler); nothing outside sim mode.
+  void switch_point(std::unique_lock<std::mutex>& lk) {
+    if (scheduler_ != nullptr) scheduler_->switch_point(lk);
+  }
+  /// A switch point for a call that returns "not yet" without waiting (EALREADY, EINPROGRESS): in
+  /// sim mode the caller runs again only once something changed or the clock moved.
+  void poll_point(std::unique_lock<std::mutex>& lk) {
+    if (scheduler_ == nullptr) return;
+    static const std::function<bool()> never = [] { return false; };
+    scheduler_->wait(lk, wait_spec{wait_spec::mode::nonblock, 0}, never, "poll");
+  }
+  uint64_t epoch() const { return epoch_.load(std::memory_order_relaxed); }
 
   // ---- called with the lock held ---------------------------------------------------------------
   /// Delivers queued packets (links and every host's loopback) until none is left, runs due timers,
@@ -66,7 +110,9 @@ class engine {
   void changed() { dirty_ = true; }
   /// Waits (lock held through `lk`) until pred() holds or `w` runs out: 0, EAGAIN (non-blocking) or
   /// wait_timed_out. Runs due lwIP timers while waiting.
-  int wait(std::unique_lock<std::mutex>& lk, const wait_spec& w, const std::function<bool()>& pred);
+  /// `what` names the call for a deadlock report ("recv", "accept", ...).
+  int wait(std::unique_lock<std::mutex>& lk, const wait_spec& w, const std::function<bool()>& pred,
+           const char* what = "wait");
   /// Makes `h` the host lwIP serves now (route hooks, netif_default for unpinned replies).
   void enter(host* h);
 
@@ -100,7 +146,7 @@ class engine {
   void count_memory_failure() { ++memory_failures_; }
 
  private:
-  explicit engine(mode m);
+  engine(mode m, const uint64_t* seed);
   void run_thread();
   void run_timers();
   void wake_engine_thread_if_needed();
@@ -108,6 +154,8 @@ class engine {
   void spin_until_changed(uint64_t seen);
 
   mode mode_;
+  scheduler* scheduler_ = nullptr;
+  int64_t virtual_now_ns_ = 0;
   std::mutex mu_;
   std::condition_variable waiters_;
   std::condition_variable engine_cv_;

@@ -129,8 +129,10 @@ host::~host() {
     }
     u = next;
   }
-  link_->detach(this);
-  engine_->remove_host(this);
+  if (!down_) {
+    link_->detach(this);
+    engine_->remove_host(this);
+  }
   const std::vector<int64_t> usage_before = engine_->usage();
   netif_remove(&netif_);
   engine_->host_netif_removed(usage_before);
@@ -163,6 +165,7 @@ err_t host::output6(netif* n, pbuf* p, const ip6_addr_t*) {
 }
 
 err_t host::output(pbuf* p, bool ipv6) {
+  if (down_) return ERR_OK;  // a crashed host sends nothing
   ++counters_.frames_out;
   counters_.bytes_out += p->tot_len;
   if (capture_) {
@@ -185,6 +188,37 @@ void host::input(pbuf* p) {
 }
 
 lwip::link_counters host::counters() const { return counters_; }
+
+void host::crash() {
+  // Engine lock held.
+  if (down_) return;
+  down_ = true;
+  // Connections die silently (output is cut above, so tcp_abort's RST goes nowhere); their sockets
+  // hear ERR_ABRT and the threads blocked in them wake.
+  const u8_t idx = netif_index();
+  for (tcp_pcb** head : {&tcp_active_pcbs, &tcp_tw_pcbs}) {
+    for (bool again = true; again;) {
+      again = false;
+      for (tcp_pcb* p = *head; p != nullptr; p = p->next) {
+        if (p->netif_idx != idx) continue;
+        tcp_abort(p);  // unlinks p: walk the list again
+        again = true;
+        break;
+      }
+    }
+  }
+  link_->remember(config_.name, addresses());
+  link_->detach(this);
+  engine_->remove_host(this);
+  engine_->changed();
+  engine_->pump();
+}
+
+void host::set_mtu(size_t mtu) {
+  config_.mtu = mtu;
+  netif_.mtu = static_cast<u16_t>(std::min<size_t>(mtu, 0xffff));
+  netif_.mtu6 = netif_.mtu;
+}
 
 bool host::owns_ip4(uint32_t addr_be) const {
   return ip4_addr_get_u32(netif_ip4_addr(&netif_)) == addr_be && addr_be != 0;
@@ -261,6 +295,7 @@ void host::drop_claim(const lwip_socket* owner) {
 }
 
 int host::open(int family, int type, int proto, std::unique_ptr<socket_impl>& out) {
+  if (down_) return ENETDOWN;
   if (family != AF_INET && family != AF_INET6) return EAFNOSUPPORT;
   try {
     if (type == SOCK_STREAM) {
@@ -337,6 +372,7 @@ int host::socketpair(int family, int type, int proto, std::unique_ptr<socket_imp
 
 int host::poll(std::span<poll_entry> entries, const wait_spec& w, int& ready) {
   ready = 0;
+  if (down_) return ENETDOWN;
   std::vector<size_t> kernel;  // entries with a kernel fd (sockets of the kernel backend)
   for (size_t i = 0; i < entries.size(); ++i) {
     entries[i].revents = 0;
@@ -355,7 +391,8 @@ int host::poll(std::span<poll_entry> entries, const wait_spec& w, int& ready) {
   };
   if (kernel.empty()) {
     std::unique_lock lk(engine_->mutex());
-    int e = engine_->wait(lk, w, [&] { return (ready = scan_lwip()) > 0; });
+    int e = engine_->wait(
+        lk, w, [&] { return (ready = scan_lwip()) > 0; }, "select");
     if (e == EAGAIN) return 0;  // non-blocking poll: nothing ready
     if (e == wait_timed_out) ready = 0;
     return e;

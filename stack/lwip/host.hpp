@@ -83,6 +83,14 @@ class host final : public backend {
   ip_addr_t source_for(const ip_addr_t& dest) const;
   /// Hands an inbound packet to this host's stack (takes `p`).
   void input(pbuf* p);
+
+  /// The host vanishes (anysock::sim): nothing leaves it any more, its connections are dropped
+  /// without a FIN or RST, it leaves its link and the engine's routing, and every later call on it
+  /// or its sockets fails with ENETDOWN. Its netif stays until the last socket is gone.
+  void crash();
+  bool down() const { return down_; }
+  /// Sets the netif's MTU (IPv4 and IPv6); new connections size their segments to it.
+  void set_mtu(size_t mtu);
   void count_drop() { ++counters_.drops; }
   lwip::link_counters counters() const;
 
@@ -94,6 +102,8 @@ class host final : public backend {
   /// Every address a name has on this host's view of the world: its own name, "localhost", the
   /// hosts of its link, then the process's hosts table. Empty if unknown.
   std::vector<ip_addr_t> resolve(const std::string& name) const;
+  /// This host's own addresses (configured IPv6, then IPv4), engine lock held.
+  std::vector<ip_addr_t> addresses() const;
   /// The name of a host with address `a`, or "".
   std::string name_of(const ip_addr_t& a) const;
 
@@ -111,6 +121,7 @@ class host final : public backend {
   std::unique_ptr<pcap_file> capture_;
   lwip::link_counters counters_;
   std::vector<port_claim> claims_;
+  bool down_ = false;
 };
 
 }  // namespace anysock::lwip_detail

@@ -91,6 +91,8 @@ std::vector<ip_addr_t> own_addresses(const netif* n) {
 
 }  // namespace
 
+std::vector<ip_addr_t> host::addresses() const { return own_addresses(&netif_); }
+
 std::vector<ip_addr_t> host::resolve(const std::string& name) const {
   std::vector<ip_addr_t> out;
   if (name == "localhost" || name == "localhost.localdomain" || name == "ip6-localhost") {
@@ -105,6 +107,7 @@ std::vector<ip_addr_t> host::resolve(const std::string& name) const {
     std::lock_guard lk(engine_->mutex());
     if (name == config_.name) return own_addresses(&netif_);
     if (host* other = link_->find_name(name)) return own_addresses(other->nif());
+    if (const auto* gone = link_->remembered(name)) return *gone;
   }
   std::lock_guard lk(table().mu);
   if (auto it = table().entries.find(name); it != table().entries.end()) return it->second;
@@ -121,6 +124,7 @@ std::string host::name_of(const ip_addr_t& a) const {
         return h->config().name;
       }
     }
+    if (std::string gone = link_->remembered_name(a); !gone.empty()) return gone;
   }
   std::lock_guard lk(table().mu);
   for (const auto& [name, addrs] : table().entries) {

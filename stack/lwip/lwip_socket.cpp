@@ -121,6 +121,7 @@ int lwip_socket::bind(const sockaddr* addr, socklen_t len) {
   if (int e = from_sockaddr(addr, len, ip, port); e != 0) return e == ENETUNREACH ? EINVAL : e;
   std::unique_lock lk(eng_.mutex());
   eng_.enter(&host_);
+  if (host_.down()) return ENETDOWN;
   if (is_any(ip) && family_ == AF_INET6) ip = wildcard();
   return bind_locked(ip, port);
 }

@@ -20,6 +20,39 @@
 namespace anysock::lwip_detail {
 namespace {
 
+// Takes a socket's reader or writer turn (before the engine lock, never the other way round). In a
+// simulated world no task may block outside the scheduler: a busy turn is waited for there (and
+// the wait fails if the world stops meanwhile).
+int take_turn(std::mutex& mu, engine& eng, std::unique_lock<std::mutex>& turn) {
+  turn = std::unique_lock<std::mutex>(mu, std::try_to_lock);
+  if (turn.owns_lock()) return 0;
+  if (eng.run_mode() != engine::mode::sim) {
+    turn.lock();
+    return 0;
+  }
+  while (!turn.try_lock()) {
+    std::unique_lock lk(eng.mutex());
+    int e = eng.wait(
+        lk, wait_spec{},
+        [&] {
+          if (!mu.try_lock()) return false;
+          mu.unlock();
+          return true;
+        },
+        "a turn on a socket another thread is using");
+    if (e != 0) return e;
+  }
+  return 0;
+}
+
+// The end of a send that sent something: a switch point in a simulated world (the turn is given
+// back first, so whoever runs next may send on this socket too).
+int sent_all(engine& eng, std::unique_lock<std::mutex>& writer, std::unique_lock<std::mutex>& lk) {
+  writer.unlock();
+  eng.switch_point(lk);
+  return 0;
+}
+
 int map_err(err_t e) {
   switch (e) {
     case ERR_OK:
@@ -298,6 +331,7 @@ int tcp_socket::bind_locked(ip_addr_t ip, uint16_t port) {
 int tcp_socket::listen(int backlog) {
   std::unique_lock lk(eng_.mutex());
   eng_.enter(&host_);
+  if (host_.down()) return ENETDOWN;
   if (connected_ || connecting_ || closed_) return EINVAL;
   backlog = std::clamp(backlog, 0, 254) + 1;  // Linux admits backlog + 1 connections
   if (listening_) {
@@ -340,6 +374,7 @@ int tcp_socket::connect(const sockaddr* addr, socklen_t len, const wait_spec& w)
   if (conv != 0) return conv;
   std::unique_lock lk(eng_.mutex());
   eng_.enter(&host_);
+  if (host_.down()) return ENETDOWN;
   if (listening_) return EISCONN;
   if (connected_ && !closed_) return EISCONN;
   if (!connecting_) {
@@ -375,11 +410,17 @@ int tcp_socket::connect(const sockaddr* addr, socklen_t len, const wait_spec& w)
     eng_.pump();
     // Even when the handshake already finished (in-process peers answer at once), a non-blocking
     // connect reports EINPROGRESS, as the kernel's does over loopback.
-    if (w.how == wait_spec::mode::nonblock) return EINPROGRESS;
+    if (w.how == wait_spec::mode::nonblock) {
+      eng_.poll_point(lk);
+      return EINPROGRESS;
+    }
   } else if (w.how == wait_spec::mode::nonblock) {
+    eng_.poll_point(lk);
     return EALREADY;
   }
-  int e = eng_.wait(lk, w, [&] { return !connecting_; });
+  int e = eng_.wait(
+      lk, w, [&] { return !connecting_; }, "connect");
+  if (host_.down()) return ENETDOWN;  // crashed while waiting
   if (e != 0) return e;
   if (connected_) return 0;
   return take_error();
@@ -389,8 +430,11 @@ int tcp_socket::accept(const wait_spec& w, std::unique_ptr<socket_impl>& out,
                        sockaddr_storage& peer, socklen_t& peer_len) {
   std::unique_lock lk(eng_.mutex());
   eng_.enter(&host_);
+  if (host_.down()) return ENETDOWN;
   if (!listening_) return EINVAL;
-  int e = eng_.wait(lk, w, [&] { return !accept_queue_.empty() || rd_shut_ || pcb_ == nullptr; });
+  int e = eng_.wait(
+      lk, w, [&] { return !accept_queue_.empty() || rd_shut_ || pcb_ == nullptr; }, "accept");
+  if (host_.down()) return ENETDOWN;  // crashed while waiting
   if (e != 0) return e;
   if (accept_queue_.empty()) return EINVAL;
   std::unique_ptr<tcp_socket> child = std::move(accept_queue_.front());
@@ -467,18 +511,24 @@ int tcp_socket::recv(void* buf, size_t len, int flags, const wait_spec& w_in, si
   if (flags & ~(MSG_PEEK | MSG_DONTWAIT | MSG_WAITALL | MSG_NOSIGNAL)) return EOPNOTSUPP;
   wait_spec w = w_in;
   if (flags & MSG_DONTWAIT) w.how = wait_spec::mode::nonblock;
-  std::unique_lock reader(reader_mu_);  // before the engine lock, never the other way round
+  std::unique_lock<std::mutex> reader;
+  if (int e = take_turn(reader_mu_, eng_, reader); e != 0) return e;  // before the engine lock
   std::unique_lock lk(eng_.mutex());
   eng_.enter(&host_);
+  if (host_.down()) return ENETDOWN;
   if (listening_) return ENOTCONN;
   if (!connected_ && !connecting_ && !closed_) return ENOTCONN;
   if (len == 0) return 0;
   const bool peek = flags & MSG_PEEK;
   const bool waitall = (flags & MSG_WAITALL) && !peek;
   while (true) {
-    int e = eng_.wait(lk, w, [&] {
-      return rx_bytes_ > 0 || peer_fin_ || rd_shut_ || closed_ || (!connecting_ && !connected_);
-    });
+    int e = eng_.wait(
+        lk, w,
+        [&] {
+          return rx_bytes_ > 0 || peer_fin_ || rd_shut_ || closed_ || (!connecting_ && !connected_);
+        },
+        "recv");
+    if (host_.down()) return ENETDOWN;  // crashed while waiting
     if (e != 0) {
       if (got > 0) return 0;
       return e;
@@ -573,9 +623,11 @@ int tcp_socket::send(const void* buf, size_t len, int flags, const wait_spec& w_
   if (flags & ~(MSG_DONTWAIT | MSG_NOSIGNAL | MSG_MORE)) return EOPNOTSUPP;
   wait_spec w = w_in;
   if (flags & MSG_DONTWAIT) w.how = wait_spec::mode::nonblock;
-  std::unique_lock writer(writer_mu_);  // before the engine lock, never the other way round
+  std::unique_lock<std::mutex> writer;
+  if (int e = take_turn(writer_mu_, eng_, writer); e != 0) return e;  // before the engine lock
   std::unique_lock lk(eng_.mutex());
   eng_.enter(&host_);
+  if (host_.down()) return ENETDOWN;
   const char* data = static_cast<const char*>(buf);
   while (true) {
     if (pending_error_ != 0 && closed_) return take_error();
@@ -586,22 +638,26 @@ int tcp_socket::send(const void* buf, size_t len, int flags, const wait_spec& w_
       if (n > 0) {
         sent += n;
         eng_.pump();
-        if (sent == len) return 0;
+        if (sent == len) return sent_all(eng_, writer, lk);
         continue;
       }
     }
     if (connected_ && pcb_ != nullptr) {
       if (int e = send_locked(data, len, sent); e != 0) return e;
       eng_.pump();
-      if (sent == len) return 0;
+      if (sent == len) return sent_all(eng_, writer, lk);
       // Blocking sockets send everything (as the kernel does); others return what fit.
-      if (sent > 0 && w.how != wait_spec::mode::block) return 0;
+      if (sent > 0 && w.how != wait_spec::mode::block) return sent_all(eng_, writer, lk);
     }
-    int e = eng_.wait(lk, w, [&] {
-      if (closed_ || wr_shut_ || pcb_ == nullptr) return true;
-      if (memory_wait_ && *memory_wait_ == acks_seen_) return false;  // no acknowledgement yet
-      return connected_ && tcp_sndbuf(pcb_) > 0 && tcp_sndqueuelen(pcb_) < TCP_SND_QUEUELEN - 4;
-    });
+    int e = eng_.wait(
+        lk, w,
+        [&] {
+          if (closed_ || wr_shut_ || pcb_ == nullptr) return true;
+          if (memory_wait_ && *memory_wait_ == acks_seen_) return false;  // no acknowledgement yet
+          return connected_ && tcp_sndbuf(pcb_) > 0 && tcp_sndqueuelen(pcb_) < TCP_SND_QUEUELEN - 4;
+        },
+        "send");
+    if (host_.down()) return ENETDOWN;  // crashed while waiting
     memory_wait_.reset();
     if (e != 0) return sent > 0 ? 0 : e;
   }
@@ -611,6 +667,7 @@ int tcp_socket::shutdown(int how) {
   if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR) return EINVAL;
   std::unique_lock lk(eng_.mutex());
   eng_.enter(&host_);
+  if (host_.down()) return ENETDOWN;
   if (listening_) {
     if (how == SHUT_WR) return ENOTCONN;
     rd_shut_ = true;  // Linux stops listening: a blocked accept() returns EINVAL

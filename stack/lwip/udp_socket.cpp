@@ -98,6 +98,7 @@ int udp_socket::bind_locked(ip_addr_t ip, uint16_t port) {
 int udp_socket::connect(const sockaddr* addr, socklen_t len, const wait_spec&) {
   std::unique_lock lk(eng_.mutex());
   eng_.enter(&host_);
+  if (host_.down()) return ENETDOWN;
   if (addr != nullptr && len >= static_cast<socklen_t>(sizeof(sa_family_t)) &&
       addr->sa_family == AF_UNSPEC) {
     if (pcb_ != nullptr && connected_) udp_disconnect(pcb_);
@@ -133,7 +134,10 @@ int udp_socket::recv(void* buf, size_t len, int flags, const wait_spec& w_in, si
   if (flags & MSG_DONTWAIT) w.how = wait_spec::mode::nonblock;
   std::unique_lock lk(eng_.mutex());
   eng_.enter(&host_);
-  int e = eng_.wait(lk, w, [&] { return !rx_.empty() || rd_shut_ || pending_error_ != 0; });
+  if (host_.down()) return ENETDOWN;
+  int e = eng_.wait(
+      lk, w, [&] { return !rx_.empty() || rd_shut_ || pending_error_ != 0; }, "recvfrom");
+  if (host_.down()) return ENETDOWN;  // crashed while waiting
   if (e != 0) return e;
   if (rx_.empty()) {
     if (pending_error_ != 0) return take_error();
@@ -171,6 +175,7 @@ int udp_socket::send(const void* buf, size_t len, int flags, const wait_spec&, s
   }
   std::unique_lock lk(eng_.mutex());
   eng_.enter(&host_);
+  if (host_.down()) return ENETDOWN;
   if (wr_shut_) return EPIPE;
   if (to == nullptr) {
     if (!connected_) return EDESTADDRREQ;
@@ -199,6 +204,7 @@ int udp_socket::send(const void* buf, size_t len, int flags, const wait_spec&, s
   }
   eng_.pump();
   sent = len;
+  eng_.switch_point(lk);
   return 0;
 }
 

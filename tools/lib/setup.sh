@@ -13,6 +13,7 @@ ANYSOCK_PACKAGES=(
   libpcap-dev                       # drivers/pcap: the libpcap link driver
   libxdp-dev libbpf-dev             # drivers/af_xdp: AF_XDP sockets and the XDP program feeding them
   iproute2 ethtool                  # tests/drivers: veth pairs and TAPs in the tests' own namespace
+  tshark                            # tests/sim: an independent reader checks the simulator's pcaps
   apt debian-archive-keyring gpgv   # fetching Debian's lwIP source package (signed index)
   ca-certificates
 )
