@@ -96,9 +96,11 @@ backend_spec parse_backend_spec(std::string_view spec) {
     } else {
       size_t end = rest.find(',', i);
       value = std::string(rest.substr(i, end == std::string_view::npos ? rest.npos : end - i));
-      if (value.find_first_of(":'") != std::string::npos) {
+      // ':' needs no quotes after the kind (ip6=fd00::2/64 reads as written); a quote inside an
+      // unquoted value is a mistake.
+      if (value.find('\'') != std::string::npos) {
         throw std::invalid_argument("backend spec '" + std::string(spec) + "': value of '" + key +
-                                    "' contains ':' or a quote; put it in single quotes");
+                                    "' contains a quote; put the whole value in single quotes");
       }
       i = end == std::string_view::npos ? rest.size() : end;
     }

@@ -178,10 +178,22 @@ TEST(ParseBackendSpec, TrailingCommaIsRejected) {
   EXPECT_NE(message.find("trailing ','"), std::string::npos) << message;
 }
 
-TEST(ParseBackendSpec, UnquotedColonInAValueNamesTheKey) {
-  std::string message = parse_error("lwip+tap:iface=as_tap0,ip=fe80::1/64");
+TEST(ParseBackendSpec, ColonsInAValueNeedNoQuotesAfterTheKind) {
+  // Issue 5's own example: IPv6 addresses read as written; quoting them still works.
+  backend_spec s =
+      parse_backend_spec("lwip+tap:iface=as_tap0,ip=10.77.1.2/24,gw=10.77.1.1,ip6=fd00:77:1::2/64");
+  EXPECT_EQ(s.kind, "lwip+tap");
+  ASSERT_EQ(s.params.size(), 4u);
+  EXPECT_EQ(s.params[3].first, "ip6");
+  EXPECT_EQ(s.params[3].second, "fd00:77:1::2/64");
+  backend_spec q = parse_backend_spec("lwip+tap:ip6='fd00:77:1::2/64'");
+  EXPECT_EQ(q.params.at(0).second, "fd00:77:1::2/64");
+}
+
+TEST(ParseBackendSpec, AQuoteInsideAnUnquotedValueNamesTheKey) {
+  std::string message = parse_error("lwip+tap:iface=as_tap0,ip=fe'80");
   EXPECT_NE(message.find("'ip'"), std::string::npos) << message;
-  EXPECT_NE(message.find("':'"), std::string::npos) << message;
+  EXPECT_NE(message.find("quote"), std::string::npos) << message;
 }
 
 TEST(ParseBackendSpec, TextAfterAQuotedValueIsRejected) {

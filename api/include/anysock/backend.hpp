@@ -138,8 +138,9 @@ class backend_scope {
   backend* previous_;
 };
 
-/// A parsed spec string: `kind` or `kind:key=value,key=value`; a value containing ',' or ':' is
-/// written in single quotes. Keys keep their order.
+/// A parsed spec string: `kind` or `kind:key=value,key=value`; a value containing ',' is written
+/// in single quotes (any value may be; ':' after the kind needs none, e.g. ip6=fd00::2/64). Keys
+/// keep their order.
 struct backend_spec {
   std::string kind;
   std::vector<std::pair<std::string, std::string>> params;
