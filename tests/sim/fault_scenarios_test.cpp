@@ -696,6 +696,58 @@ std::vector<int> udp_burst(sim::world& w, sim::host& a, sim::host& b, int count,
   return got;
 }
 
+// A duplicated SYN must not undo the listener's MSS cap (lwIP 2.1.3 parses a second copy of the
+// SYN again in SYN_RCVD and took the peer's MSS): a's MTU is 752 (its link to c), the a<->b link
+// duplicates every packet, and a's data to b must still leave in segments that fit, unfragmented.
+TEST(SimLinks, ADuplicatedSynDoesNotMakeTheListenerSendSegmentsLargerThanItsMtu) {
+  for (int family : {AF_INET, AF_INET6}) {
+    SCOPED_TRACE(family == AF_INET ? "IPv4" : "IPv6");
+    temp_dir dir;
+    const std::string pcap = dir.file("mss.pcap");
+    size_t received = 0;
+    {
+      sim::world w(1);
+      w.capture(pcap);
+      sim::host& a = w.add_host("a");
+      sim::host& b = w.add_host("b");
+      sim::host& c = w.add_host("c");
+      sim::link_config dup, small;
+      dup.delay = small.delay = 0.005;
+      dup.duplicate = 1;
+      small.mtu = 752;
+      w.set_link(a, b, dup);
+      w.set_link(a, c, small);
+      a.spawn([&] {
+        socket l(family, SOCK_STREAM);
+        l.bind({family == AF_INET ? "" : "::", 80});
+        l.listen(1);
+        l.accept().first.sendall(std::string(64 << 10, 'x'));
+      });
+      b.spawn([&] {
+        socket s = create_connection({family == AF_INET ? a.ip() : a.ip6(), 80});
+        for (std::string got; !(got = s.recv(65536)).empty();) received += got.size();
+      });
+      w.run();
+    }
+    EXPECT_EQ(received, size_t{64} << 10);
+    size_t data_segments = 0;
+    for (const captured_packet& p : read_pcap(pcap).packets) {
+      const auto* bytes = reinterpret_cast<const uint8_t*>(p.bytes.data());
+      ASSERT_GE(p.bytes.size(), 40u);
+      if ((bytes[0] >> 4) == 4) {
+        const unsigned frag = (bytes[6] << 8 | bytes[7]) & 0x3fff;  // MF flag and offset
+        EXPECT_EQ(frag, 0u) << "an IPv4 fragment at " << p.time;
+      } else {
+        EXPECT_NE(bytes[6], 44) << "an IPv6 fragment at " << p.time;  // Fragment header
+      }
+      EXPECT_LE(p.bytes.size(), 752u) << "a packet larger than a's MTU at " << p.time;
+      auto sum = summarize(p.bytes);
+      if (sum && sum->protocol == IPPROTO_TCP && sum->payload > 0) ++data_segments;
+    }
+    EXPECT_GT(data_segments, 90u);  // 64 KiB in segments of at most 692 (712 over IPv6) bytes
+  }
+}
+
 }  // namespace
 
 TEST(SimLinks, LossOneDropsEveryPacket) {

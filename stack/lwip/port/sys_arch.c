@@ -84,6 +84,14 @@ ANYSOCK_WEAK unsigned int anysock_lwip_tcp_isn(const struct ip_addr* local_ip,
  * no information, so dropping it changes nothing else; window probes (1 byte) and keepalives
  * (rcv_nxt - 1) pass. */
 signed char anysock_lwip_tcp_inpacket(struct tcp_pcb* pcb, struct tcp_hdr* hdr, struct pbuf* p) {
+  /* Another copy of the SYN reaching a connection in SYN_RCVD (duplicated or retransmitted by the
+   * peer) is dropped: lwIP 2.1.3 parses its options again and takes the peer's MSS without the cap
+   * of our own MTU (tcp_eff_send_mss), so our segments would leave fragmented. Linux answers it
+   * with a SYN-ACK; our SYN-ACK's retransmission timer covers the case where the first one was
+   * lost. */
+  if (pcb->state == SYN_RCVD && (TCPH_FLAGS(hdr) & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN) {
+    return ERR_VAL;
+  }
   if (pcb->state < ESTABLISHED || pcb->state > LAST_ACK) return ERR_OK;
   if (pcb->rcv_wnd != 0 || p->tot_len != 0) return ERR_OK;
   u8_t flags = TCPH_FLAGS(hdr);
