@@ -269,17 +269,24 @@ struct world_state final : lwip_detail::scheduler {
     return r;
   }
 
-  // Moves the CPU from the running context (`from`: a task, or nullptr for the caller of run()) to
-  // `to`; returns when something switches back. Lock held on entry and on return.
-  void resume(std::unique_lock<std::mutex>& lk, task* from, task* to) {
+  // Hands the per-task state (backend scope, current task and world) from the running context
+  // (`from`: a task, or nullptr for the caller of run()) to `to`; returns the fiber to switch to.
+  platform::fiber* become(task* from, task* to) {
     backend* mine = detail::exchange_scoped_backend(to != nullptr ? to->scope : caller_scope);
     (from != nullptr ? from->scope : caller_scope) = mine;
     t_task = to;
     t_world = to != nullptr ? this : nullptr;
     running = to;
     if (to != nullptr) to->started = true;
+    return to != nullptr ? to->fib.get() : nullptr;
+  }
+
+  // Moves the CPU from `from` to `to`; returns when something switches back. Lock held on entry
+  // and on return.
+  void resume(std::unique_lock<std::mutex>& lk, task* from, task* to) {
+    platform::fiber* target = become(from, to);
     lk.unlock();
-    platform::fiber::switch_to(to != nullptr ? to->fib.get() : nullptr);
+    platform::fiber::switch_to(target);
     lk.lock();
   }
 
@@ -357,15 +364,9 @@ struct world_state final : lwip_detail::scheduler {
     fn = nullptr;  // its captures (sockets) are released before the task ends
     std::unique_lock lk(eng->mutex());
     t->st = task::state::done;
-    task* next = stopping ? nullptr : decide();
-    backend* mine = detail::exchange_scoped_backend(next != nullptr ? next->scope : caller_scope);
-    (void)mine;
-    t_task = next;
-    t_world = next != nullptr ? this : nullptr;
-    running = next;
-    if (next != nullptr) next->started = true;
+    platform::fiber* target = become(t, stopping ? nullptr : decide());
     lk.unlock();
-    platform::fiber::finish_and_switch_to(next != nullptr ? next->fib.get() : nullptr);
+    platform::fiber::finish_and_switch_to(target);
   }
 
   void spawn(host_state* h, std::function<void()> fn) {
