@@ -5,8 +5,8 @@
 // scheduler::switch_point), so lwIP, the links and the scheduler's own state are touched by one
 // context at a time. The context that gives up the CPU decides who runs next (decide()): a
 // runnable task chosen with the world's seeded generator or, when none can run, the virtual clock
-// jumps to the next event (packet due, lwIP timer, deadline) and decide() looks again. The caller of
-// run() gets control back when the run ends (all done, time up, an exception, a deadlock).
+// jumps to the next event (packet due, lwIP timer, deadline) and decide() looks again. The caller
+// of run() gets control back when the run ends (all done, time up, an exception, a deadlock).
 //
 // Per-thread state that code sees is per task: the current task and world, the backend_scope
 // (anysock::default_backend()), and the C++ runtime's exception state (fiber.hpp).
