@@ -655,6 +655,8 @@ std::string engine::leak_report() {
   while (true) {
     // TIME_WAIT would hold pcbs for 2 MSL: abort them (the test is over).
     while (tcp_tw_pcbs != nullptr) tcp_abort(tcp_tw_pcbs);
+    // Closing connections wait for their peers' answers: with no engine thread, fetch them.
+    if (mode_ == mode::poll) receive_links();
     pump();
     report.clear();
     std::vector<int64_t> now_used = snapshot();

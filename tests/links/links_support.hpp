@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "../drivers/netns.hpp"
+#include "../support/support.hpp"
 #include "anysock/backend.hpp"
 
 namespace anysock::testing {
