@@ -2,9 +2,17 @@
 // Ethernet link driver (drivers/link.hpp), made from a spec such as
 // "lwip+tap:iface=as_tap0,ip=10.77.1.2/24,gw=10.77.1.1,ip6=fd00:77:1::2/64". The host's keys mean
 // the same on every driver; the driver's own keys (queue=, promisc=, ...) pass through to it.
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <stdexcept>
+#include <thread>
 
 #include "../../drivers/link.hpp"
 #include "anysock/backend.hpp"
@@ -64,6 +72,29 @@ std::string derived_mac(const drivers::mac_address& iface) {
   std::snprintf(buf, sizeof buf, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4],
                 m[5]);
   return buf;
+}
+
+// The interface's IFF_* flags now (0 if they cannot be read).
+unsigned interface_flags(const std::string& name) {
+  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  ifreq req{};
+  std::strncpy(req.ifr_name, name.c_str(), IFNAMSIZ - 1);
+  const int r = ::ioctl(fd, SIOCGIFFLAGS, &req);
+  ::close(fd);
+  return r == 0 ? static_cast<unsigned>(req.ifr_flags) & 0xffff : 0;
+}
+
+// A TAP gets its carrier when the link attaches, but the kernel only starts sending on it once its
+// link watcher has run, which may be a second later: until then whatever the kernel sends there
+// (an ARP reply, a SYN-ACK) is dropped. So wait for IFF_RUNNING, if the interface is up at all.
+void wait_until_running(const std::string& iface) {
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (std::chrono::steady_clock::now() < give_up) {
+    const unsigned flags = interface_flags(iface);
+    if ((flags & IFF_UP) == 0 || (flags & IFF_RUNNING) != 0) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
 }
 
 std::shared_ptr<backend> make_ethernet_host(const backend_spec& spec) {
@@ -159,6 +190,7 @@ std::shared_ptr<backend> make_ethernet_host(const backend_spec& spec) {
   }
   // Opening may take a while (an XDP program loads): not under the engine lock.
   std::unique_ptr<drivers::link> link = drivers::open_link(driver, options);
+  wait_until_running(iface);
   cfg.mtu = static_cast<size_t>(link->mtu());
   if (!mtu_text.empty()) {
     size_t mtu = parse_mtu(kind, mtu_text, 1280, 65535);
