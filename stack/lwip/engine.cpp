@@ -410,7 +410,9 @@ void engine::poll_links(std::unique_lock<std::mutex>& lk, double until, std::vec
     receive_links();  // links came or went meanwhile: ask every link now attached
   } else {
     for (size_t i = 0; i < polled.size(); ++i) {
-      if (fds[i + 1].revents != 0) polled[i]->receive(kReceiveBudget);
+      if (fds[i + 1].revents == 0) continue;
+      polled[i]->count_wakeup();
+      polled[i]->receive(kReceiveBudget);
     }
   }
   pump();

@@ -49,6 +49,14 @@ short ethernet_link::poll_events() const {
   return static_cast<short>(POLLIN | (blocked ? POLLOUT : 0));
 }
 
+void ethernet_link::add_counters(lwip::link_counters& c) const {
+  const drivers::link_stats os = link_->stats();
+  c.drops += drops_ + os.rx_dropped + os.tx_dropped;
+  c.rx_bursts += rx_bursts_;
+  c.tx_flushes += tx_flushes_;
+  c.wakeups += wakeups_;
+}
+
 void ethernet_link::fail(int error) {
   (void)error;  // ENODEV: the only failure that is final
   if (failed_) return;
@@ -77,6 +85,7 @@ size_t ethernet_link::receive(size_t budget) {
       received_.push_back(p);
     });
     total += b.frames;
+    if (b.frames > 0) ++rx_bursts_;
     // The driver is done with the burst: now the stack may answer (and send) as it likes.
     for (pbuf* p : received_) host_->input(p);
     received_.clear();
@@ -114,6 +123,7 @@ bool ethernet_link::send_now(const drivers::tx_frame& f) {
       if (attempt == 0 && unflushed_) {
         // The ring is full of this pump's frames: send them, then try again.
         unflushed_ = false;
+        ++tx_flushes_;
         const int e = link_->flush();
         if (e == ENODEV) {
           fail(e);
@@ -150,6 +160,7 @@ void ethernet_link::flush() {
   while (true) {
     if (unflushed_) {
       unflushed_ = false;
+      ++tx_flushes_;
       const int e = link_->flush();
       if (e == ENODEV) {
         fail(e);

@@ -42,6 +42,7 @@ class ethernet_link final : public medium {
   void attach(host* h) override;
   void detach(host* h) override;
   bool transmit(host* from, pbuf* p, bool ipv6) override;
+  void add_counters(lwip::link_counters& c) const override;
 
   // ---- for the engine -------------------------------------------------------------------------
   int fd() const { return link_->fd(); }
@@ -56,9 +57,8 @@ class ethernet_link final : public medium {
   host* attached() const { return host_; }
   drivers::link& driver() { return *link_; }
 
-  /// Frames dropped here: refused by the driver (over the MTU, interface down), out of memory, or
-  /// beyond what may wait for room.
-  uint64_t drops() const { return drops_; }
+  /// A thread polling the links woke because this one was ready.
+  void count_wakeup() { ++wakeups_; }
 
  private:
   void fail(int error);
@@ -72,7 +72,10 @@ class ethernet_link final : public medium {
   bool unflushed_ = false;  // transmit() queued frames since the last flush
   bool stalled_ = false;    // the driver said EAGAIN: wait for POLLOUT
   bool failed_ = false;
-  uint64_t drops_ = 0;
+  uint64_t drops_ = 0;  // refused by the driver, no memory, too many waiting for room
+  uint64_t rx_bursts_ = 0;
+  uint64_t tx_flushes_ = 0;
+  uint64_t wakeups_ = 0;
   std::deque<std::vector<uint8_t>> waiting_;  // frames waiting for room in the driver, in order
   std::vector<pbuf*> received_;               // one burst, handed to the host after the driver
   std::vector<iovec> pieces_;                 // transmit()'s gather list

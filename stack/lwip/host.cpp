@@ -222,7 +222,11 @@ void host::input(pbuf* p) {
   if (netif_.input(p, &netif_) != ERR_OK) pbuf_free(p);
 }
 
-lwip::link_counters host::counters() const { return counters_; }
+lwip::link_counters host::counters() const {
+  lwip::link_counters c = counters_;
+  link_->add_counters(c);
+  return c;
+}
 
 void host::crash() {
   // Engine lock held.

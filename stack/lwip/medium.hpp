@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "anysock/lwip.hpp"
 #include "lwip/ip_addr.h"
 
 struct pbuf;
@@ -34,6 +35,9 @@ class medium {
   /// Ethernet medium. lwIP keeps `p` (TCP retransmits from it): the medium copies or takes a
   /// reference. Returns false if the packet was dropped (and counted).
   virtual bool transmit(host* from, pbuf* p, bool ipv6) = 0;
+
+  /// Adds what the medium counted itself (drops, batching) to the host's counters.
+  virtual void add_counters(lwip::link_counters& c) const { (void)c; }
 
   // ---- names: the peers a host can name over this medium (the in-memory link's hosts) ---------
   virtual host* find_name(const std::string& name) const {
