@@ -413,6 +413,8 @@ void engine::poll_links(std::unique_lock<std::mutex>& lk, double until, std::vec
       if (fds[i + 1].revents == 0) continue;
       polled[i]->count_wakeup();
       polled[i]->receive(kReceiveBudget);
+      // An error event may be the only sign that the interface went down or away.
+      if ((fds[i + 1].revents & (POLLERR | POLLHUP | POLLNVAL)) != 0) polled[i]->check();
     }
   }
   pump();
@@ -446,6 +448,9 @@ void engine::reap_failed_links() {
   failed_links_ = false;
   std::vector<host*> down;
   for (ethernet_link* l : ethernet_) {
+    // A deleted interface is first brought down: the OS may report only that, once.
+    if (l->down() && !l->failed()) l->check();
+    if (l->down() && !l->failed()) failed_links_ = true;  // ask again next time
     if (l->failed() && l->attached() != nullptr) down.push_back(l->attached());
   }
   for (host* h : down) h->crash();  // detaches the link

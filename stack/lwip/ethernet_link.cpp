@@ -57,6 +57,28 @@ void ethernet_link::add_counters(lwip::link_counters& c) const {
   c.wakeups += wakeups_;
 }
 
+void ethernet_link::note(int error) {
+  if (error == ENODEV) fail(error);
+  if (error == ENETDOWN && !down_) {
+    down_ = true;
+    engine_.link_failed();  // the engine checks on it from now on
+  }
+}
+
+void ethernet_link::check() {
+  switch (link_->state()) {
+    case drivers::link_state::gone:
+      fail(ENODEV);
+      break;
+    case drivers::link_state::up:
+      down_ = false;
+      break;
+    case drivers::link_state::down:
+      note(ENETDOWN);
+      break;
+  }
+}
+
 void ethernet_link::fail(int error) {
   (void)error;  // ENODEV: the only failure that is final
   if (failed_) return;
@@ -89,11 +111,11 @@ size_t ethernet_link::receive(size_t budget) {
     // The driver is done with the burst: now the stack may answer (and send) as it likes.
     for (pbuf* p : received_) host_->input(p);
     received_.clear();
-    if (b.error == ENODEV) {
-      fail(ENODEV);
+    if (b.error != 0) {
+      note(b.error);
       break;
     }
-    if (b.frames < want) break;  // drained (or the interface is down for now)
+    if (b.frames < want) break;  // drained
   }
   return total;
 }
@@ -125,9 +147,9 @@ bool ethernet_link::send_now(const drivers::tx_frame& f) {
         unflushed_ = false;
         ++tx_flushes_;
         const int e = link_->flush();
-        if (e == ENODEV) {
-          fail(e);
-          return false;
+        if (e != 0 && e != EAGAIN) {
+          note(e);
+          if (failed_) return false;
         }
         if (e == EAGAIN) unflushed_ = true;
         continue;
@@ -136,10 +158,7 @@ bool ethernet_link::send_now(const drivers::tx_frame& f) {
       queue_copy(f);
       return true;
     }
-    if (b.error == ENODEV) {
-      fail(ENODEV);
-      return false;
-    }
+    note(b.error);
     ++drops_;  // EMSGSIZE, ENETDOWN (the interface is down for now), another errno
     return false;
   }
@@ -162,9 +181,9 @@ void ethernet_link::flush() {
       unflushed_ = false;
       ++tx_flushes_;
       const int e = link_->flush();
-      if (e == ENODEV) {
-        fail(e);
-        return;
+      if (e != 0 && e != EAGAIN) {
+        note(e);
+        if (failed_) return;
       }
       if (e == EAGAIN) {  // the OS took only part: the rest goes when fd() says so
         unflushed_ = true;
@@ -187,10 +206,8 @@ void ethernet_link::flush() {
         continue;
       }
       if (b.error == EAGAIN) break;
-      if (b.error == ENODEV) {
-        fail(ENODEV);
-        return;
-      }
+      note(b.error);
+      if (failed_) return;
       ++drops_;
       waiting_.pop_front();
     }

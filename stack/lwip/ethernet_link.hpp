@@ -54,6 +54,12 @@ class ethernet_link final : public medium {
   void flush();
   /// The interface was deleted (ENODEV): the host goes down.
   bool failed() const { return failed_; }
+  /// The interface is down, or being deleted: the OS tells only once (libpcap does not even
+  /// pass that on), so the engine asks check() on every timer pass until the link is up or gone.
+  bool down() const { return down_; }
+  /// Asks the OS about the interface now (after an error event on fd(), and while down()): fails
+  /// the link if it is gone, marks it down() or clears that.
+  void check();
   host* attached() const { return host_; }
   drivers::link& driver() { return *link_; }
 
@@ -62,6 +68,8 @@ class ethernet_link final : public medium {
 
  private:
   void fail(int error);
+  /// Notes a data-path error: ENODEV fails the link, ENETDOWN marks it down.
+  void note(int error);
   bool send_now(const drivers::tx_frame& f);
   void queue_copy(const drivers::tx_frame& f);
 
@@ -72,6 +80,7 @@ class ethernet_link final : public medium {
   bool unflushed_ = false;  // transmit() queued frames since the last flush
   bool stalled_ = false;    // the driver said EAGAIN: wait for POLLOUT
   bool failed_ = false;
+  bool down_ = false;
   uint64_t drops_ = 0;  // refused by the driver, no memory, too many waiting for room
   uint64_t rx_bursts_ = 0;
   uint64_t tx_flushes_ = 0;
