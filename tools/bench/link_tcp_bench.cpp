@@ -58,6 +58,8 @@ struct settings {
   int repeat = 3;
   std::vector<std::string> drivers{"tap", "pcap", "af_packet", "af_xdp"};
   std::string extra;
+  bool kernel = true;  // run the kernel veth contestant
+  std::string workloads = "out,in,rtt";
 };
 
 uint64_t parse_size(const std::string& text) {
@@ -101,6 +103,10 @@ settings parse(int argc, char** argv) {
       s.repeat = std::max(1, std::atoi(value().c_str()));
     } else if (a == "--extra") {
       s.extra = value();
+    } else if (a == "--no-kernel") {
+      s.kernel = false;
+    } else if (a == "--workloads") {
+      s.workloads = value();
     } else if (a == "--drivers") {
       s.drivers.clear();
       std::string list = value();
@@ -114,7 +120,8 @@ settings parse(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: link-tcp-bench [--bytes N] [--rounds N] [--repeat N] "
-                   "[--drivers \"tap;pcap;af_packet;af_xdp\"] [--extra \",key=value\"]\n");
+                   "[--drivers \"tap;pcap;af_packet;af_xdp\"] [--extra \",key=value\"] "
+                   "[--no-kernel] [--workloads out,in,rtt]\n");
       std::exit(2);
     }
   }
@@ -382,17 +389,23 @@ sample measure(contestant& c, const settings& s) {
   sample r;
   const auto before = counters_of(c);
   const double cpu0 = cpu_seconds();
-  {
+  auto wanted = [&](const char* w) { return s.workloads.find(w) != std::string::npos; };
+  int bulks = 0;
+  if (wanted("out")) {
     connection conn = connect_pair(c);
     r.out_gbps = static_cast<double>(s.bytes) * 8 / bulk(c, conn, true, s.bytes) / 1e9;
+    ++bulks;
   }
-  {
+  if (wanted("in")) {
     connection conn = connect_pair(c);
     r.in_gbps = static_cast<double>(s.bytes) * 8 / bulk(c, conn, false, s.bytes) / 1e9;
+    ++bulks;
   }
-  r.cpu_per_gb = (cpu_seconds() - cpu0) / (2.0 * static_cast<double>(s.bytes) / 1e9);
+  if (bulks > 0) {
+    r.cpu_per_gb = (cpu_seconds() - cpu0) / (bulks * static_cast<double>(s.bytes) / 1e9);
+  }
   r.delta = minus(counters_of(c), before);
-  {
+  if (wanted("rtt")) {
     connection conn = connect_pair(c);
     r.rtt_us = round_trips(c, conn, s.warmup, s.rounds);
   }
@@ -444,7 +457,9 @@ int main(int argc, char** argv) {
   sh(in_other + "ip link set as_kb up && " + in_other + "ip link set lo up");
 
   std::vector<contestant> contestants;
-  contestants.push_back({"kernel veth", "", "10.77.9.1", "10.77.9.2", nullptr, &other});
+  if (s.kernel) {
+    contestants.push_back({"kernel veth", "", "10.77.9.1", "10.77.9.2", nullptr, &other});
+  }
   int n = 1;
   for (const std::string& d : s.drivers) {
     ++n;
