@@ -14,7 +14,8 @@ backend_factory kernel_factory();
 #ifdef ANYSOCK_HAVE_LWIP
 namespace anysock::lwip_detail {
 backend_factory sim_factory();
-}
+backend_factory ethernet_factory();
+}  // namespace anysock::lwip_detail
 #endif
 
 namespace anysock::detail {
@@ -24,6 +25,10 @@ std::vector<std::pair<std::string, backend_factory>> builtin_backends() {
       {"kernel", kernel_factory()},
 #ifdef ANYSOCK_HAVE_LWIP
       {"lwip+sim", lwip_detail::sim_factory()},
+      {"lwip+tap", lwip_detail::ethernet_factory()},
+      {"lwip+pcap", lwip_detail::ethernet_factory()},
+      {"lwip+af_packet", lwip_detail::ethernet_factory()},
+      {"lwip+af_xdp", lwip_detail::ethernet_factory()},
 #endif
   };
 }

@@ -58,6 +58,10 @@ host* sim_link::find_ip6(const uint32_t addr[4]) const {
   return nullptr;
 }
 
+host* sim_link::find_address(const ip_addr_t& a) const {
+  return IP_IS_V4_VAL(a) ? find_ip4(ip4_addr_get_u32(ip_2_ip4(&a))) : find_ip6(ip_2_ip6(&a)->addr);
+}
+
 host* sim_link::find_name(const std::string& name) const {
   for (host* h : hosts_) {
     if (h->config().name == name) return h;

@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "../../stack/lwip/medium.hpp"
 #include "anysock/sim.hpp"
 #include "lwip/ip_addr.h"
 
@@ -29,32 +30,35 @@ namespace anysock::lwip_detail {
 class host;
 class pcap_file;
 
-class sim_link {
+class sim_link final : public medium {
  public:
   /// `number` (1, 2, ...) numbers the engine's links; default addresses are derived from it.
   sim_link(std::string name, int number) : name_(std::move(name)), number_(number) {}
-  ~sim_link();
+  ~sim_link() override;
   sim_link(const sim_link&) = delete;
   sim_link& operator=(const sim_link&) = delete;
 
   const std::string& name() const { return name_; }
   int number() const { return number_; }
 
-  void attach(host* h);
-  void detach(host* h);
+  // medium
+  std::string label() const override { return "sim:" + name_; }
+  bool ethernet() const override { return false; }
+  void attach(host* h) override;
+  void detach(host* h) override;
+  /// Queues a copy of `p` from `from` to whichever host owns its destination. Returns false (and
+  /// counts a drop on `from`) if no host does or the packet exceeds the link's MTU.
+  bool transmit(host* from, pbuf* p, bool ipv6) override;
+  host* find_name(const std::string& name) const override;
+  host* find_address(const ip_addr_t& a) const override;
+  void remember(const std::string& name, std::vector<ip_addr_t> addresses) override;
+  const std::vector<ip_addr_t>* remembered(const std::string& name) const override;
+  std::string remembered_name(const ip_addr_t& a) const override;
+
   const std::vector<host*>& hosts() const { return hosts_; }
   /// The host on this link that owns IPv4 `addr_be` / IPv6 `addr`, or nullptr.
   host* find_ip4(uint32_t addr_be) const;
   host* find_ip6(const uint32_t addr[4]) const;
-  host* find_name(const std::string& name) const;
-  /// A host that left by crashing keeps its name: it still resolves (to addresses no one answers).
-  void remember(const std::string& name, std::vector<ip_addr_t> addresses);
-  const std::vector<ip_addr_t>* remembered(const std::string& name) const;
-  std::string remembered_name(const ip_addr_t& a) const;
-
-  /// Queues a copy of `p` from `from` to whichever host owns its destination. Returns false (and
-  /// counts a drop on `from`) if no host does or the packet exceeds the link's MTU.
-  bool transmit(host* from, pbuf* p, bool ipv6);
   /// Delivers the packets due at `now_ns` that were queued before the call; returns how many.
   size_t deliver_due(int64_t now_ns);
   bool empty() const { return queue_.empty(); }

@@ -1,6 +1,8 @@
 #include "engine.hpp"
 
+#include <poll.h>
 #include <sched.h>
+#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -13,8 +15,11 @@
 #include <stdexcept>
 
 #include "../../drivers/sim/sim_link.hpp"
+#include "anysock/error.hpp"
 #include "anysock_lwip_port.h"
+#include "ethernet_link.hpp"
 #include "host.hpp"
+#include "lwip/dns.h"
 #include "lwip/init.h"
 #include "lwip/ip4_frag.h"
 #include "lwip/ip6_frag.h"
@@ -35,6 +40,8 @@ namespace {
 constexpr double kForever = std::numeric_limits<double>::infinity();
 // Packets one pump() delivers at most before leaving the rest to the engine thread.
 constexpr size_t kPumpBudget = 1 << 16;
+// Frames taken from one Ethernet link per wake-up before pumping (and flushing the replies).
+constexpr size_t kReceiveBudget = 256;
 
 double monotonic_seconds() {
   timespec ts{};
@@ -163,6 +170,10 @@ engine::engine(mode m, const uint64_t* sim_seed) : mode_(m) {
   std::memset(&lwip_stats.mib2, 0, sizeof lwip_stats.mib2);
   baseline_ = snapshot();
   engine_wakes_at_ = kForever;
+  if (mode_ != mode::sim) {
+    wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (wake_fd_ < 0) throw anysock::error(errno, "lwIP engine: eventfd");
+  }
   if (mode_ == mode::thread) thread_ = std::thread([this] { run_thread(); });
 }
 
@@ -170,11 +181,15 @@ engine::~engine() {
   {
     std::lock_guard lk(mu_);
     stop_ = true;
-    engine_cv_.notify_all();
+    if (wake_fd_ >= 0) {
+      uint64_t one = 1;
+      [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
+    }
   }
   if (thread_.joinable()) thread_.join();
   std::lock_guard lk(mu_);
   shutdown_lwip();
+  if (wake_fd_ >= 0) ::close(wake_fd_);
   g_engine = nullptr;
 }
 
@@ -192,6 +207,7 @@ void engine::shutdown_lwip() {
     ip6_reass_tmr();
   }
   links_.clear();
+  dns_pending_.clear();
   // Empty lwIP's timer list: lwip_init() of the next engine registers its timers again and would
   // otherwise run every periodic timer twice. Non-periodic entries (the TCP timer) are run once
   // first: with no pcbs left, the TCP timer marks itself inactive, so the next engine restarts it.
@@ -321,16 +337,20 @@ void engine::pump() {
     if (moved == 0) break;
     if (moved >= budget) {
       backlog_ = true;
-      if (mode_ == mode::thread) engine_cv_.notify_one();
+      if (mode_ == mode::thread) kick();
       break;
     }
     budget -= moved;
   }
+  // What the hosts sent on Ethernet links leaves now: one system call per link on the batching
+  // drivers.
+  for (ethernet_link* l : ethernet_) l->flush();
   enter(saved);
   if (dirty_) {
     dirty_ = false;
     epoch_.fetch_add(1, std::memory_order_release);
     if (sleepers_ > 0) waiters_.notify_all();
+    if (poller_active_) kick();  // poll mode: the waiter polling the links re-checks
     for (int fd : wake_fds_) {
       uint64_t one = 1;
       ssize_t n = ::write(fd, &one, sizeof one);
@@ -341,14 +361,144 @@ void engine::pump() {
 }
 
 void engine::wake_engine_thread_if_needed() {
-  if (mode_ != mode::thread) return;
+  if (!fd_sleeper_) return;  // whoever polls the links computes its timeout when it sleeps
   u32_t ms = sys_timeouts_sleeptime();
   if (ms == SYS_TIMEOUTS_SLEEPTIME_INFINITE) return;
   double due = now() + ms / 1000.0;
-  if (due + 0.0005 < engine_wakes_at_) engine_cv_.notify_one();
+  if (due + 0.0005 < engine_wakes_at_) kick();
+}
+
+void engine::kick() {
+  if (!fd_sleeper_ || kick_pending_) return;
+  kick_pending_ = true;
+  uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);  // full: already signalled
+}
+
+void engine::poll_links(std::unique_lock<std::mutex>& lk, double until, std::vector<pollfd>& fds,
+                        std::vector<ethernet_link*>& polled) {
+  fds.clear();
+  polled.clear();
+  fds.push_back({wake_fd_, POLLIN, 0});
+  for (ethernet_link* l : ethernet_) {
+    fds.push_back({l->fd(), l->poll_events(), 0});
+    polled.push_back(l);
+  }
+  const uint64_t version = ethernet_version_;
+  engine_wakes_at_ = until;
+  fd_sleeper_ = true;
+  lk.unlock();
+  timespec ts{};
+  timespec* timeout = nullptr;
+  if (!std::isinf(until)) {
+    const double left = std::max(0.0, until - now());
+    ts.tv_sec = static_cast<time_t>(left);
+    ts.tv_nsec = static_cast<long>((left - static_cast<double>(ts.tv_sec)) * 1e9);
+    timeout = &ts;
+  }
+  const int n = ::ppoll(fds.data(), fds.size(), timeout, nullptr);
+  lk.lock();
+  fd_sleeper_ = false;
+  engine_wakes_at_ = kForever;
+  if (n <= 0) return;  // timeout (timers run next) or EINTR
+  if (fds[0].revents != 0) {
+    uint64_t count;
+    [[maybe_unused]] ssize_t r = ::read(wake_fd_, &count, sizeof count);
+  }
+  kick_pending_ = false;
+  if (version != ethernet_version_) {
+    receive_links();  // links came or went meanwhile: ask every link now attached
+  } else {
+    for (size_t i = 0; i < polled.size(); ++i) {
+      if (fds[i + 1].revents == 0) continue;
+      polled[i]->count_wakeup();
+      polled[i]->receive(kReceiveBudget);
+      // An error event may be the only sign that the interface went down or away.
+      if ((fds[i + 1].revents & (POLLERR | POLLHUP | POLLNVAL)) != 0) polled[i]->check();
+    }
+  }
+  pump();
+}
+
+size_t engine::receive_links() {
+  size_t frames = 0;
+  for (size_t i = 0; i < ethernet_.size(); ++i) frames += ethernet_[i]->receive(kReceiveBudget);
+  return frames;
+}
+
+void engine::add_ethernet(ethernet_link* l) {
+  ethernet_.push_back(l);
+  ++ethernet_version_;
+  kick();  // the poller rebuilds its set
+}
+
+void engine::remove_ethernet(ethernet_link* l) {
+  std::erase(ethernet_, l);
+  ++ethernet_version_;
+  kick();
+}
+
+void engine::link_failed() {
+  failed_links_ = true;
+  kick();
+}
+
+void engine::reap_failed_links() {
+  if (!failed_links_) return;
+  failed_links_ = false;
+  std::vector<host*> down;
+  for (ethernet_link* l : ethernet_) {
+    // A deleted interface is first brought down: the OS may report only that, once.
+    if (l->down() && !l->failed()) l->check();
+    if (l->down() && !l->failed()) failed_links_ = true;  // ask again next time
+    if (l->failed() && l->attached() != nullptr) down.push_back(l->attached());
+  }
+  for (host* h : down) h->crash();  // detaches the link
+}
+
+std::shared_ptr<engine::dns_query> engine::dns_lookup(host* h, const ip_addr_t& server,
+                                                      const std::string& name, bool ipv6) {
+  auto q = std::make_shared<dns_query>();
+  // lwIP has one DNS client with one server list for the whole stack: each lookup names its own.
+  dns_setserver(0, &server);
+  const uintptr_t id = next_dns_id_++;
+  host* saved = current_;
+  enter(h);
+  ip_addr_t addr{};
+  err_t e = dns_gethostbyname_addrtype(name.c_str(), &addr, &engine::dns_found,
+                                       reinterpret_cast<void*>(id),
+                                       ipv6 ? LWIP_DNS_ADDRTYPE_IPV6 : LWIP_DNS_ADDRTYPE_IPV4);
+  enter(saved);
+  if (e == ERR_OK) {  // cached (or numeric)
+    q->done = true;
+    q->found = true;
+    q->addr = addr;
+  } else if (e == ERR_INPROGRESS) {
+    dns_pending_[id] = q;
+  } else {
+    q->done = true;  // no server, name too long, table full: not found
+  }
+  pump();
+  return q;
+}
+
+void engine::dns_found(const char*, const ip_addr_t* addr, void* arg) {
+  engine* e = g_engine;
+  if (e == nullptr) return;
+  auto it = e->dns_pending_.find(reinterpret_cast<uintptr_t>(arg));
+  if (it == e->dns_pending_.end()) return;
+  dns_query& q = *it->second;
+  q.done = true;
+  if (addr != nullptr) {
+    q.found = true;
+    q.addr = *addr;
+  }
+  e->dns_pending_.erase(it);
+  e->changed();
 }
 
 void engine::run_timers() {
+  reap_failed_links();
   enter(nullptr);
   // lwIP counts only fast retransmissions (mib2.tcpretranssegs); a retransmission timeout shows as
   // a pcb's nrtx going up inside tcp_slowtmr. Count those too.
@@ -371,6 +521,8 @@ void engine::run_timers() {
 
 void engine::run_thread() {
   std::unique_lock lk(mu_);
+  std::vector<pollfd> fds;
+  std::vector<ethernet_link*> polled;
   while (!stop_) {
     run_timers();
     if (backlog_) {  // pump() stopped at its budget: go on, letting other threads in between
@@ -379,20 +531,18 @@ void engine::run_thread() {
       lk.lock();
       continue;
     }
+    // Sleep until lwIP's next timer, a frame on a link, or a kick (see the top of engine.hpp).
     u32_t ms = sys_timeouts_sleeptime();
-    if (ms == SYS_TIMEOUTS_SLEEPTIME_INFINITE) {
-      engine_wakes_at_ = kForever;
-      engine_cv_.wait(lk);
-    } else {
-      engine_wakes_at_ = now() + ms / 1000.0;
-      engine_cv_.wait_until(lk, steady_at(engine_wakes_at_));
-    }
+    const double until = ms == SYS_TIMEOUTS_SLEEPTIME_INFINITE ? kForever : now() + ms / 1000.0;
+    if (stop_) break;
+    poll_links(lk, until, fds, polled);
   }
 }
 
 int engine::poll_once() {
   std::unique_lock lk(mu_);
   size_t before = epoch_.load();
+  if (receive_links() > 0) pump();
   run_timers();
   return static_cast<int>(epoch_.load() - before);
 }
@@ -445,6 +595,13 @@ int engine::wait(std::unique_lock<std::mutex>& lk, const wait_spec& w,
       // No engine thread: whoever waits keeps lwIP's timers running.
       u32_t ms = sys_timeouts_sleeptime();
       if (ms != SYS_TIMEOUTS_SLEEPTIME_INFINITE) until = std::min(until, now() + ms / 1000.0);
+      if (!ethernet_.empty() && !poller_active_) {
+        // ... and one of the waiters receives from the links (frames wake it, and so does any
+        // change a pump makes).
+        poll_as_waiter(lk, until);
+        run_timers();
+        continue;
+      }
     }
     ++sleepers_;
     if (std::isinf(until)) {
@@ -455,6 +612,16 @@ int engine::wait(std::unique_lock<std::mutex>& lk, const wait_spec& w,
     --sleepers_;
     if (mode_ == mode::poll) run_timers();
   }
+}
+
+void engine::poll_as_waiter(std::unique_lock<std::mutex>& lk, double until) {
+  std::vector<pollfd> fds;
+  std::vector<ethernet_link*> polled;
+  poller_active_ = true;
+  poll_links(lk, until, fds, polled);
+  poller_active_ = false;
+  // If another waiter sleeps on the condition variable, it may take over polling.
+  if (sleepers_ > 0) waiters_.notify_all();
 }
 
 void engine::add_wake_fd(int fd) { wake_fds_.push_back(fd); }
@@ -495,6 +662,8 @@ std::string engine::leak_report() {
   while (true) {
     // TIME_WAIT would hold pcbs for 2 MSL: abort them (the test is over).
     while (tcp_tw_pcbs != nullptr) tcp_abort(tcp_tw_pcbs);
+    // Closing connections wait for their peers' answers: with no engine thread, fetch them.
+    if (mode_ == mode::poll) receive_links();
     pump();
     report.clear();
     std::vector<int64_t> now_used = snapshot();

@@ -14,6 +14,15 @@
 // through a callback bumps `epoch_` and wakes them (they re-check their own condition). Waiters
 // spin briefly on the epoch before sleeping: a round trip between two application threads then
 // costs no futex sleep at all when both are on CPU.
+//
+// Ethernet links (ethernet_link.hpp) bring frames from outside the process. In real-time mode the
+// engine thread sleeps in ppoll(2) on every link's descriptor and an eventfd (written when a timer
+// moves earlier, a link comes or goes, or the engine stops), with lwIP's next timer as timeout; on
+// readiness it receives bursts under the lock, feeds them to the hosts and pumps. Frames sent
+// during a pump leave in one flush per link at its end. In poll mode, lwip::poll() receives from
+// the links, and one thread blocked in a socket call at a time polls them (the others wait on the
+// condition variable as usual). A link whose interface is deleted takes its host down
+// (host::crash), never from inside pump().
 #pragma once
 
 #include <atomic>
@@ -23,21 +32,25 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "anysock/backend.hpp"
 #include "anysock/lwip.hpp"
+#include "lwip/ip_addr.h"
 #include "send_chunk.hpp"
 
 struct netif;
 struct pbuf;
+struct pollfd;
 
 namespace anysock::lwip_detail {
 
 class host;
 class sim_link;
+class ethernet_link;
 
 /// Who decides which thread runs while an engine runs on a virtual clock (anysock::sim's world).
 /// Called with the engine lock held.
@@ -145,11 +158,43 @@ class engine {
   /// Tracks one more/fewer lwIP pool failure or ENOBUFS reported to a caller.
   void count_memory_failure() { ++memory_failures_; }
 
+  // ---- Ethernet links (lock held) ---------------------------------------------------------------
+  /// Starts/stops polling `l` for frames (its host attaches/detaches it).
+  void add_ethernet(ethernet_link* l);
+  void remove_ethernet(ethernet_link* l);
+  /// A link found its interface deleted: its host is taken down soon, outside any pump().
+  void link_failed();
+
+  // ---- DNS (lwIP's client; lock held) -----------------------------------------------------------
+  struct dns_query {
+    bool done = false;
+    bool found = false;
+    ip_addr_t addr{};
+  };
+  /// Asks `server` for `name`'s A (or AAAA when `ipv6`) record through lwIP's DNS client, sent by
+  /// host `h`. The answer lands in the returned query (done; found and addr), then changed().
+  std::shared_ptr<dns_query> dns_lookup(host* h, const ip_addr_t& server, const std::string& name,
+                                        bool ipv6);
+
  private:
   engine(mode m, const uint64_t* seed);
   void run_thread();
   void run_timers();
   void wake_engine_thread_if_needed();
+  /// Writes the eventfd if a thread sleeps in poll_links() (once until it wakes).
+  void kick();
+  /// Releases the lock and sleeps in ppoll on every Ethernet link and the eventfd until one is
+  /// ready or `until` (engine clock; +inf: no timeout), then receives from the ready links and
+  /// pumps. Lock held on entry and on return.
+  void poll_links(std::unique_lock<std::mutex>& lk, double until, std::vector<pollfd>& fds,
+                  std::vector<ethernet_link*>& polled);
+  /// Poll mode: a waiting thread polls the links once (see poll_links).
+  void poll_as_waiter(std::unique_lock<std::mutex>& lk, double until);
+  /// Receives what every Ethernet link holds (up to a budget each), without waiting.
+  size_t receive_links();
+  /// Takes down the hosts whose link failed.
+  void reap_failed_links();
+  static void dns_found(const char* name, const ip_addr_t* addr, void* arg);
   void shutdown_lwip();
   void spin_until_changed(uint64_t seen);
 
@@ -158,7 +203,10 @@ class engine {
   int64_t virtual_now_ns_ = 0;
   std::mutex mu_;
   std::condition_variable waiters_;
-  std::condition_variable engine_cv_;
+  int wake_fd_ = -1;            // eventfd: see the top
+  bool fd_sleeper_ = false;     // a thread sleeps in poll_links()
+  bool kick_pending_ = false;   // wake_fd_ was written since it last woke
+  bool poller_active_ = false;  // poll mode: a waiting thread polls the links
   std::atomic<uint64_t> epoch_{0};
   std::atomic<int> last_waiter_cpu_{-1};  // the CPU of the thread that last began to wait
   bool dirty_ = false;
@@ -172,6 +220,11 @@ class engine {
   send_chunk_registry chunks_;  // before links_: queued packets may point into chunks
   host* current_ = nullptr;
   std::map<std::string, std::unique_ptr<sim_link>> links_;
+  std::vector<ethernet_link*> ethernet_;  // in attach order
+  uint64_t ethernet_version_ = 0;         // changes when a link comes or goes
+  bool failed_links_ = false;
+  std::map<uintptr_t, std::shared_ptr<dns_query>> dns_pending_;
+  uintptr_t next_dns_id_ = 1;
   std::vector<int64_t> baseline_;  // pools (MEMP_MAX entries) then the heap, at engine start
   uint64_t memory_failures_ = 0;
   uint64_t rto_retransmissions_ = 0;

@@ -8,15 +8,19 @@
 
 #include <algorithm>
 #include <cstring>
+#include <ctime>
 #include <stdexcept>
 
 #include "../../drivers/sim/sim_link.hpp"
+#include "lwip/etharp.h"
+#include "lwip/ethip6.h"
 #include "lwip/ip.h"
 #include "lwip/ip6_addr.h"
 #include "lwip/priv/tcp_priv.h"
 #include "lwip/tcp.h"
 #include "lwip/udp.h"
 #include "lwip_socket.hpp"
+#include "netif/ethernet.h"
 
 namespace anysock::lwip_detail {
 namespace {
@@ -34,12 +38,18 @@ bool overlaps(const ip_addr_t& a, const ip_addr_t& b) {
 
 }  // namespace
 
-host::host(std::shared_ptr<engine> eng, host_config cfg, std::string spec)
-    : engine_(std::move(eng)), config_(std::move(cfg)), spec_(std::move(spec)) {
-  // Called with the engine lock held (see make_sim_host).
-  if (!config_.pcap.empty())
-    capture_ = std::make_unique<pcap_file>(config_.pcap, pcap_file::kRawIp);
-  link_ = &engine_->link(config_.link);
+host::host(std::shared_ptr<engine> eng, host_config cfg, std::string spec,
+           std::unique_ptr<medium> own)
+    : engine_(std::move(eng)),
+      config_(std::move(cfg)),
+      spec_(std::move(spec)),
+      own_link_(std::move(own)) {
+  // Called with the engine lock held (see make_sim_host, make_ethernet_host).
+  link_ = own_link_ ? own_link_.get() : &engine_->link(config_.link);
+  if (!config_.pcap.empty()) {
+    capture_ = std::make_unique<pcap_file>(
+        config_.pcap, link_->ethernet() ? pcap_file::kEthernet : pcap_file::kRawIp);
+  }
   const std::vector<int64_t> usage_before = engine_->usage();
   ip4_addr_t ip{}, mask{}, gw{};
   {
@@ -59,7 +69,8 @@ host::host(std::shared_ptr<engine> eng, host_config cfg, std::string spec)
       ip4_addr_set_u32(&gw, g.s_addr);
     }
   }
-  netif_add(&netif_, &ip, &mask, &gw, this, &host::netif_init, ip_input);
+  netif_add(&netif_, &ip, &mask, &gw, this, &host::netif_init,
+            link_->ethernet() ? ethernet_input : ip_input);
   netif_create_ip6_linklocal_address(&netif_, 1);
   netif_ip6_addr_set_state(&netif_, 0, IP6_ADDR_PREFERRED);
   for (const std::string& text6 : config_.ip6) {
@@ -88,7 +99,7 @@ host::host(std::shared_ptr<engine> eng, host_config cfg, std::string spec)
   netif_set_up(&netif_);
   netif_set_link_up(&netif_);
   counters_.host = config_.name;
-  counters_.link = "sim:" + config_.link;
+  counters_.link = link_->label();
   link_->attach(this);
   engine_->add_host(this, usage_before);
 }
@@ -141,13 +152,25 @@ host::~host() {
 
 err_t host::netif_init(netif* n) {
   auto* h = static_cast<host*>(n->state);
-  n->name[0] = 's';
-  n->name[1] = 'm';
   n->mtu = static_cast<u16_t>(std::min<size_t>(h->config_.mtu, 0xffff));
   n->mtu6 = n->mtu;
-  n->output = &host::output4;
-  n->output_ip6 = &host::output6;
-  n->flags = NETIF_FLAG_LINK_UP | NETIF_FLAG_MLD6;
+  if (h->link_->ethernet()) {
+    // Frames: lwIP resolves next hops (ARP, neighbour discovery) and frames the packets; the
+    // medium sends what linkoutput hands it.
+    n->name[0] = 'e';
+    n->name[1] = 'n';
+    n->output = etharp_output;
+    n->output_ip6 = ethip6_output;
+    n->linkoutput = &host::linkoutput;
+    n->flags = NETIF_FLAG_LINK_UP | NETIF_FLAG_BROADCAST | NETIF_FLAG_ETHARP | NETIF_FLAG_ETHERNET |
+               NETIF_FLAG_MLD6;
+  } else {
+    n->name[0] = 's';
+    n->name[1] = 'm';
+    n->output = &host::output4;
+    n->output_ip6 = &host::output6;
+    n->flags = NETIF_FLAG_LINK_UP | NETIF_FLAG_MLD6;
+  }
   n->hwaddr_len = 6;
   unsigned m[6] = {0, 0, 0, 0, 0, 0};
   std::sscanf(h->config_.mac.c_str(), "%x:%x:%x:%x:%x:%x", &m[0], &m[1], &m[2], &m[3], &m[4],
@@ -164,30 +187,46 @@ err_t host::output6(netif* n, pbuf* p, const ip6_addr_t*) {
   return static_cast<host*>(n->state)->output(p, true);
 }
 
+err_t host::linkoutput(netif* n, pbuf* p) {
+  // A whole frame (Ethernet medium): counted and sent like a packet.
+  return static_cast<host*>(n->state)->output(p, false);
+}
+
 err_t host::output(pbuf* p, bool ipv6) {
   if (down_) return ERR_OK;  // a crashed host sends nothing
   ++counters_.frames_out;
   counters_.bytes_out += p->tot_len;
-  if (capture_) {
-    capture_->begin(engine_->now(), p->tot_len);
-    for (pbuf* q = p; q != nullptr; q = q->next) capture_->append(q->payload, q->len);
-  }
+  capture(p);
   link_->transmit(this, p, ipv6);
   return ERR_OK;  // a packet lost on the wire is not the sender's error
+}
+
+void host::capture(const pbuf* p) {
+  if (!capture_) return;
+  // Frames on a real link are stamped with the wall clock, as tcpdump stamps the kernel's side.
+  double t = engine_->now();
+  if (link_->ethernet()) {
+    timespec ts{};
+    clock_gettime(CLOCK_REALTIME, &ts);
+    t = static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+  }
+  capture_->begin(t, p->tot_len);
+  for (const pbuf* q = p; q != nullptr; q = q->next) capture_->append(q->payload, q->len);
 }
 
 void host::input(pbuf* p) {
   ++counters_.frames_in;
   counters_.bytes_in += p->tot_len;
-  if (capture_) {
-    capture_->begin(engine_->now(), p->tot_len);
-    for (pbuf* q = p; q != nullptr; q = q->next) capture_->append(q->payload, q->len);
-  }
+  capture(p);
   engine_->enter(this);
   if (netif_.input(p, &netif_) != ERR_OK) pbuf_free(p);
 }
 
-lwip::link_counters host::counters() const { return counters_; }
+lwip::link_counters host::counters() const {
+  lwip::link_counters c = counters_;
+  link_->add_counters(c);
+  return c;
+}
 
 void host::crash() {
   // Engine lock held.
@@ -392,8 +431,9 @@ int host::poll(std::span<poll_entry> entries, const wait_spec& w, int& ready) {
   if (kernel.empty()) {
     std::unique_lock lk(engine_->mutex());
     int e = engine_->wait(
-        lk, w, [&] { return (ready = scan_lwip()) > 0; }, "select");
-    if (e == EAGAIN) return 0;  // non-blocking poll: nothing ready
+        lk, w, [&] { return (ready = scan_lwip()) > 0 || down_; }, "select");
+    if (down_) return ENETDOWN;  // went down while waiting
+    if (e == EAGAIN) return 0;   // non-blocking poll: nothing ready
     if (e == wait_timed_out) ready = 0;
     return e;
   }

@@ -1,7 +1,9 @@
-// One lwIP host: an anysock::backend with its own netif (addresses, MTU) on a link, its own
+// One lwIP host: an anysock::backend with its own netif (addresses, MTU) on a medium, its own
 // loopback, its own ports and its own name. Many hosts share the process's one lwIP engine; each
 // socket is pinned to its host's netif, and port conflicts are checked per host here (lwIP's own
-// check would span every host of the stack).
+// check would span every host of the stack). The medium is the in-memory link (IP packets, shared
+// by the hosts on it) or an Ethernet link of the host's own (frames; ARP, neighbour discovery and
+// MLD run on the netif): see medium.hpp.
 #pragma once
 
 #include <memory>
@@ -12,6 +14,7 @@
 #include "engine.hpp"
 #include "lwip/ip_addr.h"
 #include "lwip/netif.h"
+#include "medium.hpp"
 #include "pcap_file.hpp"
 
 namespace anysock::lwip_detail {
@@ -26,14 +29,15 @@ inline bool is_loopback(const ip_addr_t& a) {
 }
 
 struct host_config {
-  std::string name;  // empty: "host<N>"
-  std::string link = "default";
-  std::string ip;  // "a.b.c.d/len"; empty: 10.<link>.0.<N>/16 style default
+  std::string name;              // empty: "host<N>"
+  std::string link = "default";  // the in-memory link's name (unless the host brings a medium)
+  std::string ip;                // "a.b.c.d/len"; empty: 10.<link>.0.<N>/16 style default
   std::string gw;
   std::vector<std::string> ip6;  // "addr/len"; empty: a default ULA
   size_t mtu = 1500;
   std::string mac;
   std::string pcap;
+  std::string dns;         // a DNS server's address: names this host cannot resolve ask it
   bool checksums = false;  // the in-memory link cannot corrupt: checksums are skipped
 };
 
@@ -49,7 +53,10 @@ struct port_claim {
 
 class host final : public backend {
  public:
-  host(std::shared_ptr<engine> eng, host_config cfg, std::string spec);
+  /// With the engine lock held. The host joins the in-memory link `cfg.link`, or `own` (an
+  /// Ethernet link it keeps to itself) when given.
+  host(std::shared_ptr<engine> eng, host_config cfg, std::string spec,
+       std::unique_ptr<medium> own = nullptr);
   ~host() override;
 
   // backend
@@ -74,19 +81,20 @@ class host final : public backend {
   netif* nif() { return &netif_; }
   uint8_t netif_index() const { return netif_.num + 1; }
   const host_config& config() const { return config_; }
-  sim_link* link() { return link_; }
+  medium* link() { return link_; }
   bool owns_ip4(uint32_t addr_be) const;
   bool owns_ip6(const uint32_t addr[4]) const;
   /// Whether `a` may be bound here: wildcard, loopback or one of this host's addresses.
   bool is_local(const ip_addr_t& a) const;
   /// The source address for traffic to `dest` (loopback for loopback, else the host's address).
   ip_addr_t source_for(const ip_addr_t& dest) const;
-  /// Hands an inbound packet to this host's stack (takes `p`).
+  /// Hands an inbound packet (a frame, on an Ethernet medium) to this host's stack (takes `p`).
   void input(pbuf* p);
 
-  /// The host vanishes (anysock::sim): nothing leaves it any more, its connections are dropped
-  /// without a FIN or RST, it leaves its link and the engine's routing, and every later call on it
-  /// or its sockets fails with ENETDOWN. Its netif stays until the last socket is gone.
+  /// The host vanishes (anysock::sim; or its Ethernet interface was deleted): nothing leaves it
+  /// any more, its connections are dropped without a FIN or RST, it leaves its medium and the
+  /// engine's routing, threads blocked in its calls wake, and every later call on it or its
+  /// sockets fails with ENETDOWN. Its netif stays until the last socket is gone.
   void crash();
   bool down() const { return down_; }
   /// Sets the netif's MTU (IPv4 and IPv6); new connections size their segments to it.
@@ -102,6 +110,9 @@ class host final : public backend {
   /// Every address a name has on this host's view of the world: its own name, "localhost", the
   /// hosts of its link, then the process's hosts table. Empty if unknown.
   std::vector<ip_addr_t> resolve(const std::string& name) const;
+  /// Asks the DNS server of the spec's dns= key (lwIP's DNS client) for `name`'s addresses of
+  /// `family` (AF_UNSPEC: both), waiting in the calling thread. Empty if none (or no server).
+  std::vector<ip_addr_t> resolve_dns(const std::string& name, int family);
   /// This host's own addresses (configured IPv6, then IPv4), engine lock held.
   std::vector<ip_addr_t> addresses() const;
   /// The name of a host with address `a`, or "".
@@ -111,13 +122,16 @@ class host final : public backend {
   static err_t netif_init(netif* n);
   static err_t output4(netif* n, pbuf* p, const ip4_addr_t* next_hop);
   static err_t output6(netif* n, pbuf* p, const ip6_addr_t* next_hop);
+  static err_t linkoutput(netif* n, pbuf* p);
   err_t output(pbuf* p, bool ipv6);
+  void capture(const pbuf* p);
 
   std::shared_ptr<engine> engine_;
   host_config config_;
   std::string spec_;
   netif netif_{};
-  sim_link* link_ = nullptr;
+  std::unique_ptr<medium> own_link_;  // an Ethernet link this host alone is on
+  medium* link_ = nullptr;
   std::unique_ptr<pcap_file> capture_;
   lwip::link_counters counters_;
   std::vector<port_claim> claims_;

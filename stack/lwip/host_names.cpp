@@ -1,6 +1,7 @@
 // Name service on an lwIP host: numeric addresses, "localhost", the host's own name, the names of
 // the other hosts on its link, and the process-wide hosts table (anysock::lwip::add_host_entry).
-// Nothing here asks a real resolver: unknown names are gaierror(EAI_NONAME).
+// A host whose spec names a DNS server (dns=, Ethernet links) then asks it through lwIP's DNS
+// client; otherwise unknown names are gaierror(EAI_NONAME).
 #include <arpa/inet.h>
 #include <netdb.h>
 
@@ -114,16 +115,32 @@ std::vector<ip_addr_t> host::resolve(const std::string& name) const {
   return out;
 }
 
+std::vector<ip_addr_t> host::resolve_dns(const std::string& name, int family) {
+  std::vector<ip_addr_t> out;
+  ip_addr_t server;
+  if (config_.dns.empty() || !parse_numeric(config_.dns, server)) return out;
+  std::unique_lock lk(engine_->mutex());
+  if (down_) throw error(ENETDOWN);
+  // Both record types at once, as a resolver does for AF_UNSPEC.
+  std::shared_ptr<engine::dns_query> q4, q6;
+  if (family != AF_INET6) q4 = engine_->dns_lookup(this, server, name, false);
+  if (family != AF_INET) q6 = engine_->dns_lookup(this, server, name, true);
+  const wait_spec forever{wait_spec::mode::block, 0};
+  engine_->wait(
+      lk, forever, [&] { return down_ || ((!q4 || q4->done) && (!q6 || q6->done)); },
+      "getaddrinfo");
+  if (down_) throw error(ENETDOWN);
+  for (const auto& q : {q4, q6}) {
+    if (q && q->found) out.push_back(q->addr);
+  }
+  return out;
+}
+
 std::string host::name_of(const ip_addr_t& a) const {
   if (is_loopback(a)) return "localhost";
   {
     std::lock_guard lk(engine_->mutex());
-    for (host* h : link_->hosts()) {
-      if (IP_IS_V4_VAL(a) ? h->owns_ip4(ip4_addr_get_u32(ip_2_ip4(&a)))
-                          : h->owns_ip6(ip_2_ip6(&a)->addr)) {
-        return h->config().name;
-      }
-    }
+    if (host* h = link_->find_address(a)) return h->config().name;
     if (std::string gone = link_->remembered_name(a); !gone.empty()) return gone;
   }
   std::lock_guard lk(table().mu);
@@ -190,6 +207,7 @@ std::vector<addr_info> host::getaddrinfo(const char* name, const char* port, int
     } else {
       if (flags & AI_NUMERICHOST) throw gaierror(EAI_NONAME, name);
       addrs = resolve(name);
+      if (addrs.empty()) addrs = resolve_dns(name, family);
       canon = name;
       if (addrs.empty()) throw gaierror(EAI_NONAME, name);
     }
@@ -262,6 +280,7 @@ host_entry host::gethostbyname_ex(const std::string& name) {
     return {name, {}, {name}};
   }
   std::vector<ip_addr_t> addrs = resolve(name);
+  if (addrs.empty()) addrs = resolve_dns(name, AF_INET);
   if (addrs.empty()) throw gaierror(EAI_NONAME, name);
   e.name = name;
   for (const ip_addr_t& x : addrs) {
@@ -275,6 +294,7 @@ host_entry host::gethostbyaddr(const std::string& numeric_host) {
   ip_addr_t a;
   if (!parse_numeric(numeric_host, a)) {
     std::vector<ip_addr_t> addrs = resolve(numeric_host);
+    if (addrs.empty()) addrs = resolve_dns(numeric_host, AF_UNSPEC);
     if (addrs.empty()) throw gaierror(EAI_NONAME, numeric_host);
     a = addrs.front();
   }

@@ -9,40 +9,12 @@
 #include "anysock/lwip.hpp"
 #include "anysock_lwip_port.h"
 #include "host.hpp"
+#include "spec_values.hpp"
 
 namespace anysock::lwip_detail {
 namespace {
 
-int prefix_of(const std::string& value, int max, const std::string& key) {
-  auto slash = value.find('/');
-  if (slash == std::string::npos) return max == 32 ? 24 : 64;
-  try {
-    size_t used = 0;
-    int p = std::stoi(value.substr(slash + 1), &used);
-    if (used == value.size() - slash - 1 && p >= 0 && p <= max) return p;
-  } catch (const std::exception&) {
-  }
-  throw std::invalid_argument("lwip+sim: bad prefix length in " + key + "=" + value);
-}
-
-void check_ip4(const std::string& key, const std::string& value, bool with_prefix) {
-  std::string addr = value.substr(0, value.find('/'));
-  in_addr a{};
-  if (inet_pton(AF_INET, addr.c_str(), &a) != 1 || (!with_prefix && addr != value)) {
-    throw std::invalid_argument("lwip+sim: " + key + "=" + value + " is not an IPv4 address" +
-                                (with_prefix ? " (a.b.c.d/len)" : ""));
-  }
-  if (with_prefix) prefix_of(value, 32, key);
-}
-
-void check_ip6(const std::string& value) {
-  std::string addr = value.substr(0, value.find('/'));
-  in6_addr a{};
-  if (inet_pton(AF_INET6, addr.c_str(), &a) != 1) {
-    throw std::invalid_argument("lwip+sim: ip6=" + value + " is not an IPv6 address (addr/len)");
-  }
-  prefix_of(value, 128, "ip6");
-}
+constexpr std::string_view kKind = "lwip+sim";
 
 std::shared_ptr<backend> make_sim_host(const backend_spec& spec) {
   host_config cfg;
@@ -62,32 +34,18 @@ std::shared_ptr<backend> make_sim_host(const backend_spec& spec) {
     }
     only_identity = false;
     if (key == "ip") {
-      check_ip4(key, value, true);
+      check_ip4(kKind, key, value, true);
       cfg.ip = value;
     } else if (key == "gw") {
-      check_ip4(key, value, false);
+      check_ip4(kKind, key, value, false);
       cfg.gw = value;
     } else if (key == "ip6") {
-      check_ip6(value);
+      check_ip6(kKind, value);
       cfg.ip6.push_back(value);
     } else if (key == "mtu") {
-      size_t used = 0;
-      long mtu = -1;
-      try {
-        mtu = std::stol(value, &used);
-      } catch (const std::exception&) {
-      }
-      if (used != value.size() || mtu < 1280 || mtu > 65535) {
-        throw std::invalid_argument("lwip+sim: mtu=" + value + " must be 1280..65535");
-      }
-      cfg.mtu = static_cast<size_t>(mtu);
+      cfg.mtu = parse_mtu(kKind, value, 1280, 65535);
     } else if (key == "mac") {
-      unsigned m[6];
-      char tail = 0;
-      if (std::sscanf(value.c_str(), "%x:%x:%x:%x:%x:%x%c", &m[0], &m[1], &m[2], &m[3], &m[4],
-                      &m[5], &tail) != 6) {
-        throw std::invalid_argument("lwip+sim: mac=" + value + " is not xx:xx:xx:xx:xx:xx");
-      }
+      check_mac(kKind, value);
       cfg.mac = value;
     } else if (key == "pcap") {
       if (value.empty()) throw std::invalid_argument("lwip+sim: pcap= needs a file name");

@@ -433,7 +433,8 @@ int tcp_socket::accept(const wait_spec& w, std::unique_ptr<socket_impl>& out,
   if (host_.down()) return ENETDOWN;
   if (!listening_) return EINVAL;
   int e = eng_.wait(
-      lk, w, [&] { return !accept_queue_.empty() || rd_shut_ || pcb_ == nullptr; }, "accept");
+      lk, w, [&] { return !accept_queue_.empty() || rd_shut_ || pcb_ == nullptr || host_.down(); },
+      "accept");
   if (host_.down()) return ENETDOWN;  // crashed while waiting
   if (e != 0) return e;
   if (accept_queue_.empty()) return EINVAL;

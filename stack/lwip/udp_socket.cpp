@@ -136,7 +136,8 @@ int udp_socket::recv(void* buf, size_t len, int flags, const wait_spec& w_in, si
   eng_.enter(&host_);
   if (host_.down()) return ENETDOWN;
   int e = eng_.wait(
-      lk, w, [&] { return !rx_.empty() || rd_shut_ || pending_error_ != 0; }, "recvfrom");
+      lk, w, [&] { return !rx_.empty() || rd_shut_ || pending_error_ != 0 || host_.down(); },
+      "recvfrom");
   if (host_.down()) return ENETDOWN;  // crashed while waiting
   if (e != 0) return e;
   if (rx_.empty()) {

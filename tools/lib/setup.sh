@@ -14,6 +14,8 @@ ANYSOCK_PACKAGES=(
   libxdp-dev libbpf-dev             # drivers/af_xdp: AF_XDP sockets and the XDP program feeding them
   iproute2 ethtool                  # tests/drivers: veth pairs and TAPs in the tests' own namespace
   tshark                            # tests/sim: an independent reader checks the simulator's pcaps
+  curl netcat-openbsd python3       # tests/links: real clients and servers against anysock over TAP
+  dnsmasq-base iputils-ping         # tests/links: a DNS server for lwIP's resolver; ping v4/v6
   apt debian-archive-keyring gpgv   # fetching Debian's lwIP source package (signed index)
   ca-certificates
 )

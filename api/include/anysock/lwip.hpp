@@ -18,6 +18,11 @@ struct link_counters {
   uint64_t frames_out = 0;  ///< packets the host put on the link (loopback not included)
   uint64_t bytes_out = 0;
   uint64_t drops = 0;  ///< packets the link could not deliver (no such destination, over the MTU)
+  // Ethernet links only (lwip+tap, lwip+af_packet, ...): how the frames were batched.
+  uint64_t rx_bursts = 0;   ///< driver receive calls that brought frames
+  uint64_t tx_flushes = 0;  ///< driver flushes that sent frames (one system call on af_packet and
+                            ///< af_xdp; tap and pcap send each frame with one call anyway)
+  uint64_t wakeups = 0;     ///< times a thread polling the links woke because this one was ready
 };
 
 /// One lwIP memory pool (or the heap): how much is in use now and how often an allocation failed.
