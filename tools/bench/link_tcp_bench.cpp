@@ -20,7 +20,9 @@
 // per 1000 frames; and the process's CPU time (user + system, both ends included) per GB moved.
 //
 // Usage: link-tcp-bench [--bytes N] [--rounds N] [--repeat N] [--drivers "tap;af_packet;..."]
-//                       [--extra ",key=value"]   (sizes take K, M, G)
+//                       [--extra ",key=value"] [--no-kernel] [--workloads out,in,rtt]
+// Sizes take K, M, G. A driver may carry spec keys of its own after a colon
+// ("af_packet:block_size=16384"); --extra keys go to every lwIP host.
 #include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -429,9 +431,9 @@ void enter_namespace() {
 
 // The kernel's side (10.77.N.1) and the user's side of driver N's link, offloads off.
 void make_link(const std::string& driver, int n) {
-  const std::string k = driver == "tap" ? "as_tap0" : "as_k" + std::to_string(n);
+  const std::string k = driver == "tap" ? "as_tap" + std::to_string(n) : "as_k" + std::to_string(n);
   if (driver == "tap") {
-    sh("ip tuntap add dev as_tap0 mode tap");
+    sh("ip tuntap add dev " + k + " mode tap");
   } else {
     sh("ip link add as_u" + std::to_string(n) + " type veth peer name " + k);
     sh("ip link set as_u" + std::to_string(n) + " up");
@@ -461,18 +463,22 @@ int main(int argc, char** argv) {
     contestants.push_back({"kernel veth", "", "10.77.9.1", "10.77.9.2", nullptr, &other});
   }
   int n = 1;
-  for (const std::string& d : s.drivers) {
+  for (const std::string& entry : s.drivers) {
+    // "driver" or "driver:key=value,...": keys for this contestant's spec only.
+    const std::string d = entry.substr(0, entry.find(':'));
+    const std::string keys =
+        entry.find(':') == std::string::npos ? "" : "," + entry.substr(entry.find(':') + 1);
     ++n;
     make_link(d, n);
-    const std::string user = d == "tap" ? "as_tap0" : "as_u" + std::to_string(n);
-    contestant c{"lwip+" + d,
+    const std::string user = d == "tap" ? "as_tap" + std::to_string(n) : "as_u" + std::to_string(n);
+    contestant c{"lwip+" + entry,
                  d,
                  "10.77." + std::to_string(n) + ".2",
                  "10.77." + std::to_string(n) + ".1",
                  nullptr,
                  nullptr};
     c.host = anysock::make_backend("lwip+" + d + ":iface=" + user + ",ip=" + c.local_ip + "/24" +
-                                   s.extra);
+                                   keys + s.extra);
     contestants.push_back(c);
   }
   sh("sleep 0.5");  // settle (ARP, MLD reports, link watchers)
