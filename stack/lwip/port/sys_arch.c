@@ -3,6 +3,7 @@
  * clock, its seeded generator, its routing) and the linker picks those. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include "anysock_lwip_hooks.h"
