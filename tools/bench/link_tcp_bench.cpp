@@ -20,7 +20,7 @@
 // per 1000 frames; and the process's CPU time (user + system, both ends included) per GB moved.
 //
 // Usage: link-tcp-bench [--bytes N] [--rounds N] [--repeat N] [--drivers "tap;af_packet;..."]
-//                       [--extra ",key=value"] [--no-kernel] [--workloads out,in,rtt]
+//                       [--extra ",key=value"] [--no-kernel] [--workloads out,in,rtt] [--cc NAME]
 // Sizes take K, M, G. A driver may carry spec keys of its own after a colon
 // ("af_packet:block_size=16384"); --extra keys go to every lwIP host.
 #include <net/if.h>
@@ -61,6 +61,7 @@ struct settings {
   std::vector<std::string> drivers{"tap", "pcap", "af_packet", "af_xdp"};
   std::string extra;
   bool kernel = true;  // run the kernel veth contestant
+  std::string cc;      // congestion control of the kernel's sockets ("": the system's)
   std::string workloads = "out,in,rtt";
 };
 
@@ -105,6 +106,8 @@ settings parse(int argc, char** argv) {
       s.repeat = std::max(1, std::atoi(value().c_str()));
     } else if (a == "--extra") {
       s.extra = value();
+    } else if (a == "--cc") {
+      s.cc = value();
     } else if (a == "--no-kernel") {
       s.kernel = false;
     } else if (a == "--workloads") {
@@ -123,7 +126,7 @@ settings parse(int argc, char** argv) {
       std::fprintf(stderr,
                    "usage: link-tcp-bench [--bytes N] [--rounds N] [--repeat N] "
                    "[--drivers \"tap;pcap;af_packet;af_xdp\"] [--extra \",key=value\"] "
-                   "[--no-kernel] [--workloads out,in,rtt]\n");
+                   "[--no-kernel] [--workloads out,in,rtt] [--cc cubic|bbr|reno]\n");
       std::exit(2);
     }
   }
@@ -232,9 +235,17 @@ class peer_job {
   std::thread thread_;
 };
 
+std::string g_cc;  // --cc
+
+// A kernel TCP socket, with --cc's congestion control if given.
+anysock::socket kernel_socket() {
+  anysock::socket s(anysock::kernel_backend(), AF_INET, SOCK_STREAM);
+  if (!g_cc.empty()) s.setsockopt(IPPROTO_TCP, TCP_CONGESTION, g_cc);
+  return s;
+}
+
 anysock::socket local_socket(contestant& c) {
-  return c.host ? anysock::socket(*c.host, AF_INET, SOCK_STREAM)
-                : anysock::socket(anysock::kernel_backend(), AF_INET, SOCK_STREAM);
+  return c.host ? anysock::socket(*c.host, AF_INET, SOCK_STREAM) : kernel_socket();
 }
 
 // A connected pair: the local (anysock/first-namespace) socket and the peer's, accepted by the
@@ -253,7 +264,7 @@ connection connect_pair(contestant& c) {
   bool listening = false;
   connection conn{local_socket(c), std::nullopt};
   peer_job job(c, [&] {
-    anysock::socket l(anysock::kernel_backend(), AF_INET, SOCK_STREAM);
+    anysock::socket l = kernel_socket();
     l.setsockopt(SOL_SOCKET, SO_REUSEADDR, 1);
     l.bind({c.peer_ip, port});
     l.listen(1);
@@ -446,6 +457,7 @@ void make_link(const std::string& driver, int n) {
 
 int main(int argc, char** argv) {
   const settings s = parse(argc, argv);
+  g_cc = s.cc;
   enter_namespace();
   peer_namespace other;
   // kernel <-> kernel across namespaces.
@@ -493,8 +505,11 @@ int main(int argc, char** argv) {
   }
   std::fprintf(stderr, "\n");
 
-  std::printf("link-tcp-bench: %llu MiB per bulk run, %d round trips, median of %d runs\n\n",
-              static_cast<unsigned long long>(s.bytes >> 20), s.rounds, s.repeat);
+  std::printf(
+      "link-tcp-bench: %llu MiB per bulk run, %d round trips, median of %d runs; "
+      "kernel congestion control: %s\n\n",
+      static_cast<unsigned long long>(s.bytes >> 20), s.rounds, s.repeat,
+      s.cc.empty() ? "the system's" : s.cc.c_str());
   std::printf(
       "| contestant | out, Gbit/s | in, Gbit/s | 64 B round trip, us | CPU s/GB | "
       "frames/flush | frames/rx burst | wake-ups/1000 frames |\n");
