@@ -1,6 +1,7 @@
 #include "engine.hpp"
 
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
@@ -174,7 +175,10 @@ engine::engine(mode m, const uint64_t* sim_seed) : mode_(m) {
     wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (wake_fd_ < 0) throw anysock::error(errno, "lwIP engine: eventfd");
   }
-  if (mode_ == mode::thread) thread_ = std::thread([this] { run_thread(); });
+  if (mode_ == mode::thread) {
+    thread_ = std::thread([this] { run_thread(); });
+    pthread_setname_np(thread_.native_handle(), "lwip-engine");  // for top -H, perf, gdb
+  }
 }
 
 engine::~engine() {

@@ -438,6 +438,10 @@ void enter_namespace() {
   ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr);
   ::mount("sysfs", "/sys", "sysfs", 0, nullptr);
   sh("ip link set lo up");
+  // Every run starts from scratch: the kernel would otherwise remember a peer's ssthresh and RTT
+  // from the previous connection to it (measured: the "in" run after an "out" run went at half
+  // speed, for the kernel's peers and lwIP's alike).
+  sh("sysctl -qw net.ipv4.tcp_no_metrics_save=1");
 }
 
 // The kernel's side (10.77.N.1) and the user's side of driver N's link, offloads off.
@@ -469,6 +473,7 @@ int main(int argc, char** argv) {
   sh("ip addr add 10.77.9.1/24 dev as_ka && ip link set as_ka up");
   sh(in_other + "ip addr add 10.77.9.2/24 dev as_kb");
   sh(in_other + "ip link set as_kb up && " + in_other + "ip link set lo up");
+  sh(in_other + "sysctl -qw net.ipv4.tcp_no_metrics_save=1");
 
   std::vector<contestant> contestants;
   if (s.kernel) {
