@@ -19,12 +19,16 @@
 namespace anysock::drivers {
 namespace {
 
-constexpr std::array<std::string_view, 7> kKeys{
-    "iface", "promisc", "blocks", "block_size", "timeout_ms", "tx_frames", "qdisc_bypass"};
+constexpr std::array<std::string_view, 8> kKeys{"iface",        "promisc",    "blocks",
+                                                "block_size",   "timeout_ms", "tx_frames",
+                                                "qdisc_bypass", "version"};
 
-// Where frame data starts in a transmit slot (the kernel's rule for TPACKET_V3 without
-// PACKET_TX_HAS_OFF).
-constexpr size_t kTxDataOffset = TPACKET_ALIGN(sizeof(tpacket3_hdr));
+// Where frame data starts in a transmit slot (the kernel's rule without PACKET_TX_HAS_OFF).
+constexpr size_t kTxDataOffsetV3 = TPACKET_ALIGN(sizeof(tpacket3_hdr));
+constexpr size_t kTxDataOffsetV2 = TPACKET_ALIGN(sizeof(tpacket2_hdr));
+// A TPACKET_V2 receive slot holds one frame: its header, the kernel's alignment padding and the
+// frame (data starts at tp_mac, at most this far in for an Ethernet frame).
+constexpr size_t kRxHeadroomV2 = TPACKET_ALIGN(TPACKET2_HDRLEN) + 16;
 // Attempts flush() makes when the kernel stops early (socket buffer or device busy).
 constexpr int kFlushAttempts = 4;
 
@@ -36,9 +40,12 @@ void store_release(uint32_t& word, uint32_t value) {
 }
 
 struct ring_layout {
+  int version;  // TPACKET_V3 (blocks of packed frames) or TPACKET_V2 (a slot per frame)
   uint32_t rx_block_size;
   uint32_t rx_blocks;
   uint32_t rx_timeout_ms;
+  uint32_t rx_frame_size;  // TPACKET_V2: the receive slot size
+  uint32_t rx_frames;      // TPACKET_V2: how many receive slots
   uint32_t tx_frame_size;
   uint32_t tx_frames;
   uint32_t tx_block_size;
@@ -63,6 +70,24 @@ class af_packet_link final : public link {
   burst receive(size_t max_frames, frame_sink sink) override {
     burst b;
     if ((b.error = standing_error()) != 0) return b;
+    if (layout_.version == TPACKET_V2) {
+      receive_v2(max_frames, sink, b);
+    } else {
+      receive_v3(max_frames, sink, b);
+    }
+    // An empty ring is when a dead or downed interface shows: the kernel leaves its error on the
+    // socket (and wakes pollers with POLLERR).
+    if (b.frames == 0) {
+      if (int err = detail::socket_error(fd_)) {
+        // ENETDOWN while the interface is up again is stale news: it is up, carry on.
+        int now = check_interface();
+        b.error = now != 0 ? now : err == ENETDOWN ? 0 : err;
+      }
+    }
+    return b;
+  }
+
+  void receive_v3(size_t max_frames, frame_sink& sink, burst& b) {
     while (b.frames < max_frames) {
       if (left_in_block_ == 0 && !open_next_block()) break;
       while (left_in_block_ > 0 && b.frames < max_frames) {
@@ -81,16 +106,25 @@ class af_packet_link final : public link {
       }
       if (left_in_block_ == 0) release_block();
     }
-    // An empty ring is when a dead or downed interface shows: the kernel leaves its error on the
-    // socket (and wakes pollers with POLLERR).
-    if (b.frames == 0) {
-      if (int err = detail::socket_error(fd_)) {
-        // ENETDOWN while the interface is up again is stale news: it is up, carry on.
-        int now = check_interface();
-        b.error = now != 0 ? now : err == ENETDOWN ? 0 : err;
+  }
+
+  // TPACKET_V2: every slot is handed over on its own (and wakes a poller at once), so a lone frame
+  // waits for no block to fill or time out.
+  void receive_v2(size_t max_frames, frame_sink& sink, burst& b) {
+    while (b.frames < max_frames) {
+      auto* h = reinterpret_cast<tpacket2_hdr*>(map_ + size_t{rx_slot_} * layout_.rx_frame_size);
+      if ((load_acquire(h->tp_status) & TP_STATUS_USER) == 0) break;
+      if (h->tp_snaplen < h->tp_len) {  // cut short by the slot: useless to a stack
+        ++stats_.rx_dropped;
+      } else {
+        sink(frame(reinterpret_cast<const uint8_t*>(h) + h->tp_mac, h->tp_snaplen));
+        ++b.frames;
+        ++stats_.rx_frames;
+        stats_.rx_bytes += h->tp_snaplen;
       }
+      store_release(h->tp_status, TP_STATUS_KERNEL);
+      rx_slot_ = (rx_slot_ + 1) % layout_.rx_frames;
     }
-    return b;
   }
 
   burst transmit(std::span<const tx_frame> frames) override {
@@ -101,23 +135,28 @@ class af_packet_link final : public link {
         b.error = EMSGSIZE;
         break;
       }
-      tpacket3_hdr* h = tx_slot(tx_next_);
-      if (!slot_free(h)) {
+      uint8_t* slot = tx_slot(tx_next_);
+      if (!slot_free(slot)) {
         // The ring is full of frames not yet sent or not yet released by the device: send what is
         // queued, and take the slot if that freed it.
         if (int err = kick(); err != 0 && err != EAGAIN) {
           b.error = err;
           break;
         }
-        if (!slot_free(h)) {
+        if (!slot_free(slot)) {
           b.error = EAGAIN;
           break;
         }
       }
-      f.copy_to(reinterpret_cast<uint8_t*>(h) + kTxDataOffset);
-      h->tp_len = static_cast<uint32_t>(f.size());
-      h->tp_next_offset = 0;
-      store_release(h->tp_status, TP_STATUS_SEND_REQUEST);
+      f.copy_to(slot + tx_data_offset());
+      if (layout_.version == TPACKET_V2) {
+        reinterpret_cast<tpacket2_hdr*>(slot)->tp_len = static_cast<uint32_t>(f.size());
+      } else {
+        auto* h = reinterpret_cast<tpacket3_hdr*>(slot);
+        h->tp_len = static_cast<uint32_t>(f.size());
+        h->tp_next_offset = 0;
+      }
+      store_release(tx_status(slot), TP_STATUS_SEND_REQUEST);
       tx_next_ = (tx_next_ + 1) & (layout_.tx_frames - 1);
       ++tx_queued_;
       ++b.frames;
@@ -147,9 +186,16 @@ class af_packet_link final : public link {
   tpacket_block_desc* rx_block(uint32_t i) const {
     return reinterpret_cast<tpacket_block_desc*>(map_ + size_t{i} * layout_.rx_block_size);
   }
-  tpacket3_hdr* tx_slot(uint32_t i) const {
-    return reinterpret_cast<tpacket3_hdr*>(map_ + layout_.rx_bytes() +
-                                           size_t{i} * layout_.tx_frame_size);
+  uint8_t* tx_slot(uint32_t i) const {
+    return map_ + layout_.rx_bytes() + size_t{i} * layout_.tx_frame_size;
+  }
+  // The slot header's status word and where the frame goes: the same meaning, other places.
+  uint32_t& tx_status(uint8_t* slot) const {
+    return layout_.version == TPACKET_V2 ? reinterpret_cast<tpacket2_hdr*>(slot)->tp_status
+                                         : reinterpret_cast<tpacket3_hdr*>(slot)->tp_status;
+  }
+  size_t tx_data_offset() const {
+    return layout_.version == TPACKET_V2 ? kTxDataOffsetV2 : kTxDataOffsetV3;
   }
 
   // Starts reading the next block if the kernel has handed it over. A block is open while
@@ -170,8 +216,8 @@ class af_packet_link final : public link {
 
   // A slot is ours when the kernel has sent its frame and freed it (a malformed frame it skipped
   // under PACKET_LOSS comes back available too).
-  static bool slot_free(const tpacket3_hdr* h) {
-    uint32_t status = load_acquire(h->tp_status);
+  bool slot_free(uint8_t* slot) const {
+    uint32_t status = load_acquire(tx_status(slot));
     return status == TP_STATUS_AVAILABLE || status == TP_STATUS_WRONG_FORMAT;
   }
 
@@ -180,8 +226,7 @@ class af_packet_link final : public link {
   // then try again a few times, and report EAGAIN if frames are still left.
   int kick() {
     if (tx_queued_ == 0) return 0;
-    const tpacket3_hdr* last =
-        tx_slot((tx_next_ + layout_.tx_frames - 1) & (layout_.tx_frames - 1));
+    uint8_t* last = tx_slot((tx_next_ + layout_.tx_frames - 1) & (layout_.tx_frames - 1));
     for (int attempt = 0; attempt < kFlushAttempts; ++attempt) {
       ssize_t r = ::sendto(fd_, nullptr, 0, MSG_DONTWAIT, nullptr, 0);
       if (r < 0) {
@@ -195,7 +240,7 @@ class af_packet_link final : public link {
           return failure(err);
         }
       }
-      if (load_acquire(last->tp_status) != TP_STATUS_SEND_REQUEST) {
+      if (load_acquire(tx_status(last)) != TP_STATUS_SEND_REQUEST) {
         tx_queued_ = 0;
         return 0;
       }
@@ -208,6 +253,7 @@ class af_packet_link final : public link {
   ring_layout layout_;
   // Receive position: the block being read, the next packet in it and how many are left.
   uint32_t rx_block_ = 0;
+  uint32_t rx_slot_ = 0;  // TPACKET_V2
   uint32_t left_in_block_ = 0;
   const uint8_t* next_packet_ = nullptr;
   // Transmit position: the next slot to fill, and whether slots were queued since the last kick.
@@ -237,6 +283,8 @@ void set_option(int fd, int level, int name, int value, const char* what,
 ring_layout read_ring_options(const detail::option_reader& opts) {
   ring_layout l{};
   size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  const std::string_view versions[] = {"2", "3"};
+  l.version = opts.choice("version", "3", versions) == "2" ? TPACKET_V2 : TPACKET_V3;
   l.rx_blocks = static_cast<uint32_t>(opts.number("blocks", 64, 2, 4096));
   l.rx_block_size = static_cast<uint32_t>(opts.number("block_size", 128u << 10, page, 1u << 30));
   if (!std::has_single_bit(l.rx_block_size)) {
@@ -254,13 +302,20 @@ ring_layout read_ring_options(const detail::option_reader& opts) {
 // slot after its header, and one receive block after the block and packet headers.
 void size_slots(ring_layout& l, const detail::option_reader& opts, int mtu) {
   size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
-  size_t frame_room = kTxDataOffset + static_cast<size_t>(mtu) + 14 + 4;
+  const size_t frame_room = (l.version == TPACKET_V2 ? kTxDataOffsetV2 : kTxDataOffsetV3) +
+                            static_cast<size_t>(mtu) + 14 + 4;
   if (frame_room + 128 > l.rx_block_size) {
     opts.bad_value("block_size", std::to_string(l.rx_block_size),
                    "a block larger than one frame of this interface (MTU " + std::to_string(mtu) +
                        "): " + std::to_string(std::bit_ceil(frame_room + 128)) + " or more");
   }
   l.tx_frame_size = static_cast<uint32_t>(std::bit_ceil(std::max<size_t>(frame_room, 2048)));
+  if (l.version == TPACKET_V2) {
+    // Slots of the same size as the transmit ring's, as many as fit the blocks.
+    l.rx_frame_size = static_cast<uint32_t>(
+        std::bit_ceil(std::max<size_t>(kRxHeadroomV2 + static_cast<size_t>(mtu) + 14 + 4, 2048)));
+    l.rx_frames = static_cast<uint32_t>(l.rx_bytes() / l.rx_frame_size);
+  }
   l.tx_block_size = static_cast<uint32_t>(std::max<size_t>(l.tx_frame_size, page));
   if (size_t{l.tx_frames} * l.tx_frame_size < l.tx_block_size) {
     l.tx_frames = l.tx_block_size / l.tx_frame_size;
@@ -268,12 +323,17 @@ void size_slots(ring_layout& l, const detail::option_reader& opts, int mtu) {
 }
 
 void setup_rings(int fd, const ring_layout& l, const std::string& iface) {
-  tpacket_req3 rx{};
+  tpacket_req3 rx{};  // TPACKET_V2 reads the leading tpacket_req part
   rx.tp_block_size = l.rx_block_size;
   rx.tp_block_nr = l.rx_blocks;
-  rx.tp_frame_size = 2048;  // V3 packs frames of any size; the kernel only checks the arithmetic
-  rx.tp_frame_nr = l.rx_block_size / rx.tp_frame_size * l.rx_blocks;
-  rx.tp_retire_blk_tov = l.rx_timeout_ms;
+  if (l.version == TPACKET_V2) {
+    rx.tp_frame_size = l.rx_frame_size;
+    rx.tp_frame_nr = l.rx_frames;
+  } else {
+    rx.tp_frame_size = 2048;  // V3 packs frames of any size; the kernel only checks the arithmetic
+    rx.tp_frame_nr = l.rx_block_size / rx.tp_frame_size * l.rx_blocks;
+    rx.tp_retire_blk_tov = l.rx_timeout_ms;
+  }
   if (::setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &rx, sizeof rx) != 0) {
     detail::fail(errno, "af_packet",
                  "cannot set up a receive ring of " + std::to_string(l.rx_blocks) + " x " +
@@ -315,7 +375,8 @@ std::unique_ptr<link> open_af_packet(const link_options& options) {
     }
     detail::fail(err, "af_packet", "cannot open a packet socket");
   }
-  set_option(s.fd, SOL_PACKET, PACKET_VERSION, TPACKET_V3, "TPACKET_V3", iface);
+  set_option(s.fd, SOL_PACKET, PACKET_VERSION, layout.version,
+             layout.version == TPACKET_V2 ? "TPACKET_V2" : "TPACKET_V3", iface);
   set_option(s.fd, SOL_PACKET, PACKET_LOSS, 1, "PACKET_LOSS", iface);
   set_option(s.fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, "PACKET_IGNORE_OUTGOING", iface);
   if (bypass) set_option(s.fd, SOL_PACKET, PACKET_QDISC_BYPASS, 1, "PACKET_QDISC_BYPASS", iface);

@@ -15,14 +15,17 @@
 // spin briefly on the epoch before sleeping: a round trip between two application threads then
 // costs no futex sleep at all when both are on CPU.
 //
-// Ethernet links (ethernet_link.hpp) bring frames from outside the process. In real-time mode the
-// engine thread sleeps in ppoll(2) on every link's descriptor and an eventfd (written when a timer
-// moves earlier, a link comes or goes, or the engine stops), with lwIP's next timer as timeout; on
-// readiness it receives bursts under the lock, feeds them to the hosts and pumps. Frames sent
-// during a pump leave in one flush per link at its end. In poll mode, lwip::poll() receives from
-// the links, and one thread blocked in a socket call at a time polls them (the others wait on the
-// condition variable as usual). A link whose interface is deleted takes its host down
-// (host::crash), never from inside pump().
+// Ethernet links (ethernet_link.hpp) bring frames from outside the process. One thread at a time
+// polls them: it sleeps in ppoll(2) on every link's descriptor and an eventfd of its own, receives
+// bursts under the lock when one is ready, feeds them to the hosts and pumps. That thread is one
+// of the threads blocked in a socket call if there is one (the others wait on the condition
+// variable as usual): what it waits for is then received and processed on its own CPU, not handed
+// over. Otherwise it is the engine thread (real-time mode), which takes the links back
+// kLinkHandback after the last waiting thread stopped polling them, and otherwise sleeps on its
+// eventfd (written when a timer moves earlier, a link comes or goes, or the engine stops) with
+// lwIP's next timer as timeout. In poll mode lwip::poll() receives from the links too. Frames sent
+// during a pump leave in one flush per link at its end. A link whose interface is deleted takes
+// its host down (host::crash), never from inside pump().
 #pragma once
 
 #include <atomic>
@@ -181,14 +184,23 @@ class engine {
   void run_thread();
   void run_timers();
   void wake_engine_thread_if_needed();
-  /// Writes the eventfd if a thread sleeps in poll_links() (once until it wakes).
-  void kick();
-  /// Releases the lock and sleeps in ppoll on every Ethernet link and the eventfd until one is
-  /// ready or `until` (engine clock; +inf: no timeout), then receives from the ready links and
-  /// pumps. Lock held on entry and on return.
-  void poll_links(std::unique_lock<std::mutex>& lk, double until, std::vector<pollfd>& fds,
-                  std::vector<ethernet_link*>& polled);
-  /// Poll mode: a waiting thread polls the links once (see poll_links).
+  /// An eventfd a thread sleeping in poll_links() listens to: the engine thread's, and the one of
+  /// the waiting thread that polls the links (one at a time).
+  struct wake_channel {
+    int fd = -1;
+    bool sleeping = false;    // a thread sleeps in poll_links() on it
+    bool with_links = false;  // ... polling the links too
+    bool pending = false;     // written since that thread last woke
+    double wakes_at = 0;      // when it wakes at the latest (engine clock)
+  };
+  /// Writes `c`'s eventfd if a thread sleeps on it (once until it wakes).
+  void kick(wake_channel& c);
+  /// Releases the lock and sleeps in ppoll on `c` (and every Ethernet link if `with_links`) until
+  /// one is ready or `until` (engine clock; +inf: no timeout), then receives from the ready links
+  /// and pumps. Lock held on entry and on return.
+  void poll_links(std::unique_lock<std::mutex>& lk, double until, wake_channel& c, bool with_links,
+                  std::vector<pollfd>& fds, std::vector<ethernet_link*>& polled);
+  /// A waiting thread polls the links once (see poll_links), as the one poller of the links.
   void poll_as_waiter(std::unique_lock<std::mutex>& lk, double until);
   /// Receives what every Ethernet link holds (up to a budget each), without waiting.
   size_t receive_links();
@@ -203,17 +215,16 @@ class engine {
   int64_t virtual_now_ns_ = 0;
   std::mutex mu_;
   std::condition_variable waiters_;
-  int wake_fd_ = -1;            // eventfd: see the top
-  bool fd_sleeper_ = false;     // a thread sleeps in poll_links()
-  bool kick_pending_ = false;   // wake_fd_ was written since it last woke
-  bool poller_active_ = false;  // poll mode: a waiting thread polls the links
+  wake_channel engine_wake_;    // the engine thread's (see the top)
+  wake_channel poller_wake_;    // the waiting thread's that polls the links
+  bool poller_active_ = false;  // a waiting thread polls the links (the engine thread does not)
+  double links_free_at_ = 0;    // the engine thread polls the links again from then on
   std::atomic<uint64_t> epoch_{0};
   std::atomic<int> last_waiter_cpu_{-1};  // the CPU of the thread that last began to wait
   bool dirty_ = false;
   bool backlog_ = false;  // pump() left packets queued (its budget ran out)
   bool stop_ = false;
   int sleepers_ = 0;
-  double engine_wakes_at_ = 0;  // when the engine thread will wake next (+inf: not scheduled)
   std::thread thread_;
   std::vector<host*> hosts_;  // in creation order
   std::vector<int> wake_fds_;

@@ -94,6 +94,8 @@ void transmit_all(drivers::link& l, const std::vector<tx_frame>& frames) {
 
 struct driver_case {
   std::string kind;
+  drivers::link_options options = {};  // besides iface
+  std::string name = kind;
 };
 
 class EthernetLink : public ::testing::TestWithParam<driver_case> {
@@ -110,7 +112,9 @@ class EthernetLink : public ::testing::TestWithParam<driver_case> {
                       "ip link set as_k0 up"),
                 "");
     }
-    link_ = drivers::open_link(GetParam().kind, {{"iface", user_iface_}});
+    drivers::link_options options{{"iface", user_iface_}};
+    options.insert(options.end(), GetParam().options.begin(), GetParam().options.end());
+    link_ = drivers::open_link(GetParam().kind, options);
     if (tap()) {
       ASSERT_EQ(shell("ip addr add 10.77.1.1/24 dev as_tap0 && ip link set as_tap0 up"), "");
     }
@@ -372,10 +376,12 @@ TEST_P(EthernetLink, DeletedInterfaceReportsEnodevWithinTwoSeconds) {
   link_.reset();  // closing a link on a dead device is fine too
 }
 
-INSTANTIATE_TEST_SUITE_P(Drivers, EthernetLink,
-                         ::testing::Values(driver_case{"tap"}, driver_case{"pcap"},
-                                           driver_case{"af_packet"}, driver_case{"af_xdp"}),
-                         [](const auto& p) { return p.param.kind; });
+INSTANTIATE_TEST_SUITE_P(
+    Drivers, EthernetLink,
+    ::testing::Values(driver_case{"tap"}, driver_case{"pcap"}, driver_case{"af_packet"},
+                      driver_case{"af_packet", {{"version", "2"}}, "af_packet_v2"},
+                      driver_case{"af_xdp"}),
+    [](const auto& p) { return p.param.name; });
 
 }  // namespace
 }  // namespace anysock::testing

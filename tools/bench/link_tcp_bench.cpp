@@ -20,7 +20,9 @@
 // per 1000 frames; and the process's CPU time (user + system, both ends included) per GB moved.
 //
 // Usage: link-tcp-bench [--bytes N] [--rounds N] [--repeat N] [--drivers "tap;af_packet;..."]
-//                       [--extra ",key=value"]   (sizes take K, M, G)
+//                       [--extra ",key=value"] [--no-kernel] [--workloads out,in,rtt] [--cc NAME]
+// Sizes take K, M, G. A driver may carry spec keys of its own after a colon
+// ("af_packet:block_size=16384"); --extra keys go to every lwIP host.
 #include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -59,6 +61,7 @@ struct settings {
   std::vector<std::string> drivers{"tap", "pcap", "af_packet", "af_xdp"};
   std::string extra;
   bool kernel = true;  // run the kernel veth contestant
+  std::string cc;      // congestion control of the kernel's sockets ("": the system's)
   std::string workloads = "out,in,rtt";
 };
 
@@ -103,6 +106,8 @@ settings parse(int argc, char** argv) {
       s.repeat = std::max(1, std::atoi(value().c_str()));
     } else if (a == "--extra") {
       s.extra = value();
+    } else if (a == "--cc") {
+      s.cc = value();
     } else if (a == "--no-kernel") {
       s.kernel = false;
     } else if (a == "--workloads") {
@@ -121,7 +126,7 @@ settings parse(int argc, char** argv) {
       std::fprintf(stderr,
                    "usage: link-tcp-bench [--bytes N] [--rounds N] [--repeat N] "
                    "[--drivers \"tap;pcap;af_packet;af_xdp\"] [--extra \",key=value\"] "
-                   "[--no-kernel] [--workloads out,in,rtt]\n");
+                   "[--no-kernel] [--workloads out,in,rtt] [--cc cubic|bbr|reno]\n");
       std::exit(2);
     }
   }
@@ -230,9 +235,17 @@ class peer_job {
   std::thread thread_;
 };
 
+std::string g_cc;  // --cc
+
+// A kernel TCP socket, with --cc's congestion control if given.
+anysock::socket kernel_socket() {
+  anysock::socket s(anysock::kernel_backend(), AF_INET, SOCK_STREAM);
+  if (!g_cc.empty()) s.setsockopt(IPPROTO_TCP, TCP_CONGESTION, g_cc);
+  return s;
+}
+
 anysock::socket local_socket(contestant& c) {
-  return c.host ? anysock::socket(*c.host, AF_INET, SOCK_STREAM)
-                : anysock::socket(anysock::kernel_backend(), AF_INET, SOCK_STREAM);
+  return c.host ? anysock::socket(*c.host, AF_INET, SOCK_STREAM) : kernel_socket();
 }
 
 // A connected pair: the local (anysock/first-namespace) socket and the peer's, accepted by the
@@ -251,7 +264,7 @@ connection connect_pair(contestant& c) {
   bool listening = false;
   connection conn{local_socket(c), std::nullopt};
   peer_job job(c, [&] {
-    anysock::socket l(anysock::kernel_backend(), AF_INET, SOCK_STREAM);
+    anysock::socket l = kernel_socket();
     l.setsockopt(SOL_SOCKET, SO_REUSEADDR, 1);
     l.bind({c.peer_ip, port});
     l.listen(1);
@@ -425,13 +438,17 @@ void enter_namespace() {
   ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr);
   ::mount("sysfs", "/sys", "sysfs", 0, nullptr);
   sh("ip link set lo up");
+  // Every run starts from scratch: the kernel would otherwise remember a peer's ssthresh and RTT
+  // from the previous connection to it (measured: the "in" run after an "out" run went at half
+  // speed, for the kernel's peers and lwIP's alike).
+  sh("sysctl -qw net.ipv4.tcp_no_metrics_save=1");
 }
 
 // The kernel's side (10.77.N.1) and the user's side of driver N's link, offloads off.
 void make_link(const std::string& driver, int n) {
-  const std::string k = driver == "tap" ? "as_tap0" : "as_k" + std::to_string(n);
+  const std::string k = driver == "tap" ? "as_tap" + std::to_string(n) : "as_k" + std::to_string(n);
   if (driver == "tap") {
-    sh("ip tuntap add dev as_tap0 mode tap");
+    sh("ip tuntap add dev " + k + " mode tap");
   } else {
     sh("ip link add as_u" + std::to_string(n) + " type veth peer name " + k);
     sh("ip link set as_u" + std::to_string(n) + " up");
@@ -444,6 +461,7 @@ void make_link(const std::string& driver, int n) {
 
 int main(int argc, char** argv) {
   const settings s = parse(argc, argv);
+  g_cc = s.cc;
   enter_namespace();
   peer_namespace other;
   // kernel <-> kernel across namespaces.
@@ -455,24 +473,29 @@ int main(int argc, char** argv) {
   sh("ip addr add 10.77.9.1/24 dev as_ka && ip link set as_ka up");
   sh(in_other + "ip addr add 10.77.9.2/24 dev as_kb");
   sh(in_other + "ip link set as_kb up && " + in_other + "ip link set lo up");
+  sh(in_other + "sysctl -qw net.ipv4.tcp_no_metrics_save=1");
 
   std::vector<contestant> contestants;
   if (s.kernel) {
     contestants.push_back({"kernel veth", "", "10.77.9.1", "10.77.9.2", nullptr, &other});
   }
   int n = 1;
-  for (const std::string& d : s.drivers) {
+  for (const std::string& entry : s.drivers) {
+    // "driver" or "driver:key=value,...": keys for this contestant's spec only.
+    const std::string d = entry.substr(0, entry.find(':'));
+    const std::string keys =
+        entry.find(':') == std::string::npos ? "" : "," + entry.substr(entry.find(':') + 1);
     ++n;
     make_link(d, n);
-    const std::string user = d == "tap" ? "as_tap0" : "as_u" + std::to_string(n);
-    contestant c{"lwip+" + d,
+    const std::string user = d == "tap" ? "as_tap" + std::to_string(n) : "as_u" + std::to_string(n);
+    contestant c{"lwip+" + entry,
                  d,
                  "10.77." + std::to_string(n) + ".2",
                  "10.77." + std::to_string(n) + ".1",
                  nullptr,
                  nullptr};
     c.host = anysock::make_backend("lwip+" + d + ":iface=" + user + ",ip=" + c.local_ip + "/24" +
-                                   s.extra);
+                                   keys + s.extra);
     contestants.push_back(c);
   }
   sh("sleep 0.5");  // settle (ARP, MLD reports, link watchers)
@@ -487,8 +510,11 @@ int main(int argc, char** argv) {
   }
   std::fprintf(stderr, "\n");
 
-  std::printf("link-tcp-bench: %llu MiB per bulk run, %d round trips, median of %d runs\n\n",
-              static_cast<unsigned long long>(s.bytes >> 20), s.rounds, s.repeat);
+  std::printf(
+      "link-tcp-bench: %llu MiB per bulk run, %d round trips, median of %d runs; "
+      "kernel congestion control: %s\n\n",
+      static_cast<unsigned long long>(s.bytes >> 20), s.rounds, s.repeat,
+      s.cc.empty() ? "the system's" : s.cc.c_str());
   std::printf(
       "| contestant | out, Gbit/s | in, Gbit/s | 64 B round trip, us | CPU s/GB | "
       "frames/flush | frames/rx burst | wake-ups/1000 frames |\n");

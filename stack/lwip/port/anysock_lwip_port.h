@@ -31,6 +31,10 @@ void anysock_lwip_diag(const char* format, ...) __attribute__((format(printf, 1,
 void anysock_lwip_assert_failed(const char* message, const char* file, int line)
     __attribute__((noreturn));
 
+/* LWIP_CHKSUM (checksum.c): the folded one's complement sum of the 16-bit words of data[0..len)
+ * as they lie in memory, not complemented: what lwIP's own lwip_standard_chksum returns, faster. */
+uint16_t anysock_lwip_chksum(const void* data, int len);
+
 /* lwIP's heap (heap.c; mem_clib_malloc/_calloc/_free in lwipopts.h): malloc with a per-size cache.
  */
 void* anysock_lwip_malloc(size_t size);
