@@ -158,6 +158,15 @@
  * throughput). An MSS this large trips lwIP's compile-time sanity checks on TCP_SNDLOWAT, which
  * assume TCP_MSS <= ~16K: they are switched off and the values below are chosen by hand to be
  * consistent. */
+/* Ephemeral ports: lwIP's range, 0xc000-0xffff. lwIP 2.1.3's tcp_new_port() pre-increments its
+ * counter and wraps only when it equals the range's end, so a counter drawn at 0xffff by tcp_init
+ * (1 in 16384 engines) wrapped to 0 and every bind to port 0 failed with ERR_BUF (ENOBUFS). The
+ * counter's random start is drawn below the end instead. */
+#define TCP_LOCAL_PORT_RANGE_START 0xc000
+#define TCP_LOCAL_PORT_RANGE_END 0xffff
+#define TCP_ENSURE_LOCAL_PORT_RANGE(port)                                       \
+  ((u16_t)(((port) % (TCP_LOCAL_PORT_RANGE_END - TCP_LOCAL_PORT_RANGE_START)) + \
+           TCP_LOCAL_PORT_RANGE_START))
 #define TCP_MSS 65495
 #define LWIP_DISABLE_TCP_SANITY_CHECKS 1
 /* Small writes do not preallocate a whole (64 KiB) segment: at most one Ethernet MSS ahead. */
