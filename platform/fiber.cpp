@@ -45,7 +45,7 @@ struct eh_globals {  // libstdc++'s __cxa_eh_globals
 eh_globals* runtime_eh() { return reinterpret_cast<eh_globals*>(abi::__cxa_get_globals()); }
 
 thread_local fiber* t_current = nullptr;
-thread_local fiber::context t_thread_ctx;            // the OS thread's own stack
+thread_local fiber::context t_thread_ctx;                // the OS thread's own stack
 thread_local fiber::context* t_switched_from = nullptr;  // who switched to the running context
 
 // Runs in the context just resumed: tells ASan the switch is complete and learns the bounds of the
@@ -54,7 +54,8 @@ void finish_switch([[maybe_unused]] fiber::context* self) {
 #if defined(ANYSOCK_FIBER_ASAN)
   const void* bottom = nullptr;
   size_t size = 0;
-  __sanitizer_finish_switch_fiber(self != nullptr ? self->asan_fake_stack : nullptr, &bottom, &size);
+  __sanitizer_finish_switch_fiber(self != nullptr ? self->asan_fake_stack : nullptr, &bottom,
+                                  &size);
   if (t_switched_from != nullptr && t_switched_from->stack_bottom == nullptr) {
     t_switched_from->stack_bottom = bottom;
     t_switched_from->stack_size = size;
