@@ -38,20 +38,29 @@ class tap_environment : public ::testing::Environment {
     ASSERT_EQ(shell("ip route add default via " + kTap.lwip_ip4()), "");
     // Names for both directions (the kernel's resolver reads /etc/hosts; this namespace has its
     // own mounts, so the machine's file is untouched).
-    const std::string hosts = ::testing::TempDir() + "links_conformance_hosts";
+    // One file per process: ctest runs several of these at once.
+    hosts_ = ::testing::TempDir() + "links_conformance_hosts_" + std::to_string(::getpid());
     {
-      std::ofstream f(hosts);
+      std::ofstream f(hosts_);
       f << "127.0.0.1 localhost\n::1 localhost ip6-localhost\n"
         << kTap.lwip_ip4() << " lwip-tap\n"
         << kTap.kernel_ip4() << " kernel-peer\n";
     }
-    ASSERT_EQ(::mount(hosts.c_str(), "/etc/hosts", nullptr, MS_BIND, nullptr), 0)
+    ASSERT_EQ(::mount(hosts_.c_str(), "/etc/hosts", nullptr, MS_BIND, nullptr), 0)
         << "bind-mounting an /etc/hosts for the namespace";
     lwip::add_host_entry("kernel-peer", kTap.kernel_ip4());
     tap_host() = make_backend("lwip+tap:iface=" + kTap.user_iface + ",ip=" + kTap.lwip_ip4() +
                               "/24,ip6=" + kTap.lwip_ip6() + "/64");
   }
-  void TearDown() override { tap_host().reset(); }
+  void TearDown() override {
+    tap_host().reset();
+    if (hosts_.empty()) return;
+    ::umount("/etc/hosts");
+    std::remove(hosts_.c_str());
+  }
+
+ private:
+  std::string hosts_;
 };
 
 void skip_without_namespace() { GTEST_SKIP() << namespace_unavailable_reason(); }
