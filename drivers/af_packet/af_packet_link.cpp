@@ -12,25 +12,44 @@
 #include <atomic>
 #include <bit>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <memory>
 
 #include "../link_support.hpp"
+#include "../tx_kicker.hpp"
 
 namespace anysock::drivers {
 namespace {
 
-constexpr std::array<std::string_view, 8> kKeys{"iface",        "promisc",    "blocks",
-                                                "block_size",   "timeout_ms", "tx_frames",
-                                                "qdisc_bypass", "version"};
+constexpr std::array<std::string_view, 10> kKeys{
+    "iface",     "promisc",      "blocks",  "block_size", "timeout_ms",
+    "tx_frames", "qdisc_bypass", "version", "tx_thread",  "vnet_hdr"};
+
+// The legacy virtio-net header PACKET_VNET_HDR puts before each frame (<linux/virtio_net.h>, whose
+// other declarations use C++ keywords as member names). Fields in native byte order.
+struct virtio_net_hdr {
+  uint8_t flags;     // 0: no checksum offload asked for
+  uint8_t gso_type;  // 0 (VIRTIO_NET_HDR_GSO_NONE): no segmentation offload
+  uint16_t hdr_len;  // bytes the kernel copies into the skb's linear part
+  uint16_t gso_size;
+  uint16_t csum_start;
+  uint16_t csum_offset;
+};
+static_assert(sizeof(virtio_net_hdr) == 10);
 
 // Where frame data starts in a transmit slot (the kernel's rule without PACKET_TX_HAS_OFF).
 constexpr size_t kTxDataOffsetV3 = TPACKET_ALIGN(sizeof(tpacket3_hdr));
 constexpr size_t kTxDataOffsetV2 = TPACKET_ALIGN(sizeof(tpacket2_hdr));
 // A TPACKET_V2 receive slot holds one frame: its header, the kernel's alignment padding and the
 // frame (data starts at tp_mac, at most this far in for an Ethernet frame).
-constexpr size_t kRxHeadroomV2 = TPACKET_ALIGN(TPACKET2_HDRLEN) + 16;
+constexpr size_t kRxHeadroomV2 = TPACKET_ALIGN(TPACKET2_HDRLEN) + 16 + sizeof(virtio_net_hdr);
 // Attempts flush() makes when the kernel stops early (socket buffer or device busy).
 constexpr int kFlushAttempts = 4;
+// With a transmit thread: queued slots that make transmit() ask for a kick before flush().
+constexpr uint32_t kKickEvery = 32;
+// A transmit thread that kicked less than this ago is in a stream of bursts: hand it every flush.
+constexpr std::chrono::microseconds kStreamGap{200};
 
 uint32_t load_acquire(const uint32_t& word) {
   return std::atomic_ref<const uint32_t>(word).load(std::memory_order_acquire);
@@ -49,6 +68,10 @@ struct ring_layout {
   uint32_t tx_frame_size;
   uint32_t tx_frames;
   uint32_t tx_block_size;
+  bool tx_thread;  // sendto() on a thread of the link's own (detail::tx_kicker)
+  // PACKET_VNET_HDR: each transmit slot starts with a virtio_net_hdr, through which the driver
+  // asks the kernel to copy the whole frame into the skb's linear part (see transmit()).
+  bool vnet;
   size_t rx_bytes() const { return size_t{rx_block_size} * rx_blocks; }
   size_t tx_bytes() const { return size_t{tx_frame_size} * tx_frames; }
 };
@@ -57,9 +80,15 @@ class af_packet_link final : public link {
  public:
   af_packet_link(int fd, uint8_t* map, const ring_layout& layout,
                  const detail::interface_info& info)
-      : link(info.name, info.ifindex, info.mtu, info.mac), fd_(fd), map_(map), layout_(layout) {}
+      : link(info.name, info.ifindex, info.mtu, info.mac), fd_(fd), map_(map), layout_(layout) {
+    if (layout_.tx_thread) {
+      kicker_ = std::make_unique<detail::tx_kicker>([this] { return kick_from_thread(); },
+                                                    "as-tx-" + info.name);
+    }
+  }
 
   ~af_packet_link() override {
+    kicker_.reset();  // before the socket and the rings go
     ::munmap(map_, layout_.rx_bytes() + layout_.tx_bytes());
     ::close(fd_);
   }
@@ -137,8 +166,18 @@ class af_packet_link final : public link {
       }
       uint8_t* slot = tx_slot(tx_next_);
       if (!slot_free(slot)) {
-        // The ring is full of frames not yet sent or not yet released by the device: send what is
-        // queued, and take the slot if that freed it.
+        // The ring is full of frames not yet sent or not yet released by the device. With a
+        // transmit thread, that thread is sending them: wait for room (POLLOUT) rather than
+        // contend for the ring's lock. Without one, send what is queued and take the slot if that
+        // freed it.
+        if (kicker_ != nullptr) {
+          if (tx_queued_ > 0) {
+            tx_queued_ = 0;
+            kicker_->request();
+          }
+          b.error = EAGAIN;
+          break;
+        }
         if (int err = kick(); err != 0 && err != EAGAIN) {
           b.error = err;
           break;
@@ -148,17 +187,36 @@ class af_packet_link final : public link {
           break;
         }
       }
-      f.copy_to(slot + tx_data_offset());
+      uint8_t* at = slot + tx_data_offset();
+      size_t len = f.size();
+      if (layout_.vnet) {
+        // Without it the kernel copies only the Ethernet header and maps the rest of the slot as
+        // page fragments; whoever receives the frame locally (a veth peer, a bridge) then copies
+        // those pages out again (skb_copy_ubufs) and pulls the IP and TCP headers out of them
+        // frame by frame. hdr_len = the whole frame: one linear copy, as a send() makes. No
+        // checksum or segmentation offload is asked for (flags 0, GSO_NONE). Native byte order:
+        // the legacy virtio header's.
+        virtio_net_hdr vh{};
+        vh.hdr_len = static_cast<uint16_t>(len);
+        std::memcpy(at, &vh, sizeof vh);
+        at += sizeof vh;
+        len += sizeof vh;
+      }
+      f.copy_to(at);
       if (layout_.version == TPACKET_V2) {
-        reinterpret_cast<tpacket2_hdr*>(slot)->tp_len = static_cast<uint32_t>(f.size());
+        reinterpret_cast<tpacket2_hdr*>(slot)->tp_len = static_cast<uint32_t>(len);
       } else {
         auto* h = reinterpret_cast<tpacket3_hdr*>(slot);
-        h->tp_len = static_cast<uint32_t>(f.size());
+        h->tp_len = static_cast<uint32_t>(len);
         h->tp_next_offset = 0;
       }
       store_release(tx_status(slot), TP_STATUS_SEND_REQUEST);
       tx_next_ = (tx_next_ + 1) & (layout_.tx_frames - 1);
       ++tx_queued_;
+      if (kicker_ != nullptr && tx_queued_ >= kKickEvery) {  // the kernel may start on these
+        tx_queued_ = 0;
+        kicker_->request();
+      }
       ++b.frames;
       ++stats_.tx_frames;
       stats_.tx_bytes += f.size();
@@ -168,6 +226,22 @@ class af_packet_link final : public link {
 
   int flush() override {
     if (int err = standing_error()) return err;
+    if (kicker_ != nullptr) {
+      if (int err = kicker_->take_error()) {
+        // A stale "went down" from before the interface came up again sent nothing: go again.
+        if (err != ENETDOWN || check_interface() != 0) return failure(err);
+        tx_queued_ = std::max(tx_queued_, 1u);
+      }
+      // A few frames (acknowledgements, a request) go at once from here: waking the thread
+      // would add its wake-up to their latency. Bursts, or anything while it is awake, go to it.
+      if (tx_queued_ >= kKickEvery || kicker_->busy(kStreamGap)) {
+        if (tx_queued_ > 0) {
+          tx_queued_ = 0;
+          kicker_->request();
+        }
+        return 0;
+      }
+    }
     return kick();
   }
 
@@ -179,6 +253,7 @@ class af_packet_link final : public link {
     }
     link_stats s = stats_;
     s.rx_dropped += kernel_drops_;
+    s.tx_dropped += thread_drops_.load(std::memory_order_relaxed);
     return s;
   }
 
@@ -248,6 +323,22 @@ class af_packet_link final : public link {
     return EAGAIN;
   }
 
+  // The transmit thread's round: one sendto() sends every slot marked for sending (the kernel walks
+  // the ring up to the first slot that is not). It stops early when the device drops a frame
+  // (ENOBUFS) or the send buffer is full: go again a few times. Touches nothing but the socket.
+  int kick_from_thread() {
+    for (int attempt = 0; attempt < kFlushAttempts; ++attempt) {
+      if (::sendto(fd_, nullptr, 0, MSG_DONTWAIT, nullptr, 0) >= 0) return 0;
+      const int err = errno;
+      if (err == ENOBUFS) {
+        thread_drops_.fetch_add(1, std::memory_order_relaxed);
+      } else if (err != EAGAIN && err != EINTR) {
+        return err;  // ENETDOWN, ENXIO, ...: the next flush() reports it
+      }
+    }
+    return 0;
+  }
+
   int fd_;
   uint8_t* map_;
   ring_layout layout_;
@@ -260,6 +351,8 @@ class af_packet_link final : public link {
   uint32_t tx_next_ = 0;
   uint32_t tx_queued_ = 0;
   mutable uint64_t kernel_drops_ = 0;
+  std::atomic<uint64_t> thread_drops_{0};
+  std::unique_ptr<detail::tx_kicker> kicker_;  // last: stopped first
 };
 
 // Closes the socket on every early exit of open_af_packet().
@@ -291,7 +384,9 @@ ring_layout read_ring_options(const detail::option_reader& opts) {
     opts.bad_value("block_size", std::to_string(l.rx_block_size), "a power of two, e.g. 131072");
   }
   l.rx_timeout_ms = static_cast<uint32_t>(opts.number("timeout_ms", 1, 1, 1000));
-  l.tx_frames = static_cast<uint32_t>(opts.number("tx_frames", 512, 8, 1u << 16));
+  l.tx_frames = static_cast<uint32_t>(opts.number("tx_frames", 2048, 8, 1u << 16));
+  l.tx_thread = opts.flag("tx_thread", detail::tx_kicker::useful_by_default());
+  l.vnet = opts.flag("vnet_hdr", true);
   if (!std::has_single_bit(l.tx_frames)) {
     opts.bad_value("tx_frames", std::to_string(l.tx_frames), "a power of two, e.g. 512");
   }
@@ -303,7 +398,7 @@ ring_layout read_ring_options(const detail::option_reader& opts) {
 void size_slots(ring_layout& l, const detail::option_reader& opts, int mtu) {
   size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
   const size_t frame_room = (l.version == TPACKET_V2 ? kTxDataOffsetV2 : kTxDataOffsetV3) +
-                            static_cast<size_t>(mtu) + 14 + 4;
+                            sizeof(virtio_net_hdr) + static_cast<size_t>(mtu) + 14 + 4;
   if (frame_room + 128 > l.rx_block_size) {
     opts.bad_value("block_size", std::to_string(l.rx_block_size),
                    "a block larger than one frame of this interface (MTU " + std::to_string(mtu) +
@@ -378,6 +473,10 @@ std::unique_ptr<link> open_af_packet(const link_options& options) {
   set_option(s.fd, SOL_PACKET, PACKET_VERSION, layout.version,
              layout.version == TPACKET_V2 ? "TPACKET_V2" : "TPACKET_V3", iface);
   set_option(s.fd, SOL_PACKET, PACKET_LOSS, 1, "PACKET_LOSS", iface);
+  if (layout.vnet) {  // before the rings; a kernel without it sends as before
+    const int on = 1;
+    layout.vnet = ::setsockopt(s.fd, SOL_PACKET, PACKET_VNET_HDR, &on, sizeof on) == 0;
+  }
   set_option(s.fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1, "PACKET_IGNORE_OUTGOING", iface);
   if (bypass) set_option(s.fd, SOL_PACKET, PACKET_QDISC_BYPASS, 1, "PACKET_QDISC_BYPASS", iface);
   // Room in the send buffer for a whole transmit ring, so one sendto() can send all of it.

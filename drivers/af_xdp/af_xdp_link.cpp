@@ -9,6 +9,7 @@
 #include <xdp/xsk.h>
 
 #include <array>
+#include <atomic>
 #include <bit>
 #include <cassert>
 #include <cerrno>
@@ -16,19 +17,25 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
 
 #include "../link_support.hpp"
+#include "../tx_kicker.hpp"
 
 namespace anysock::drivers {
 namespace {
 
-constexpr std::array<std::string_view, 6> kKeys{"iface",    "queue",  "mode",
-                                                "xdp_mode", "frames", "frame_size"};
+constexpr std::array<std::string_view, 7> kKeys{"iface",  "queue",      "mode",     "xdp_mode",
+                                                "frames", "frame_size", "tx_thread"};
 constexpr std::array<std::string_view, 3> kModes{"auto", "zerocopy", "copy"};
 constexpr std::array<std::string_view, 3> kXdpModes{"auto", "native", "skb"};
+// With a transmit thread: frames queued that make transmit() ask for a kick before flush().
+constexpr uint32_t kKickEvery = 32;
+// A transmit thread that kicked less than this ago is in a stream of bursts: hand it every flush.
+constexpr std::chrono::microseconds kStreamGap{200};
 // A queue just released by another socket stays busy until the kernel's deferred clean-up ran.
 constexpr auto kBusyRetryFor = std::chrono::seconds(1);
 
@@ -96,6 +103,7 @@ struct xdp_config {
   uint32_t xdp_flags;
   uint32_t frames;
   uint32_t frame_size;
+  bool tx_thread;  // copy mode: sendto() on a thread of the link's own (detail::tx_kicker)
 };
 
 class af_xdp_link final : public link {
@@ -117,13 +125,21 @@ class af_xdp_link final : public link {
     try {
       bind(cfg);
       start();
+      // Zero-copy needs no system call per burst (the driver is woken only when it sleeps).
+      if (cfg.tx_thread && !zero_copy_) {
+        kicker_ = std::make_unique<detail::tx_kicker>([this] { return kick_from_thread(); },
+                                                      "as-tx-" + info.name);
+      }
     } catch (...) {
       release();
       throw;
     }
   }
 
-  ~af_xdp_link() override { release(); }
+  ~af_xdp_link() override {
+    kicker_.reset();  // before the socket goes
+    release();
+  }
 
   std::string_view kind() const noexcept override { return "af_xdp"; }
   int fd() const noexcept override { return epoll_fd_; }
@@ -174,8 +190,15 @@ class af_xdp_link final : public link {
         break;
       }
       if (free_.empty()) {
-        // Every transmit frame is queued or in flight: send the queue, take back what completed.
-        if (int err = kick(); err != 0 && err != EAGAIN) {
+        // Every transmit frame is queued or in flight: send the queue (or have the transmit
+        // thread send it: then wait for room rather than contend for the socket's lock), take
+        // back what completed.
+        if (kicker_ != nullptr) {
+          if (queued_ > 0) {
+            queued_ = 0;
+            kicker_->request();
+          }
+        } else if (int err = kick(); err != 0 && err != EAGAIN) {
           b.error = err;
           break;
         }
@@ -194,6 +217,10 @@ class af_xdp_link final : public link {
       d->len = static_cast<uint32_t>(f.size());
       xsk_ring_prod__submit(&tx_, 1);
       ++queued_;
+      if (kicker_ != nullptr && queued_ >= kKickEvery) {  // the kernel may start on these
+        queued_ = 0;
+        kicker_->request();
+      }
       ++b.frames;
       ++stats_.tx_frames;
       stats_.tx_bytes += f.size();
@@ -204,7 +231,20 @@ class af_xdp_link final : public link {
 
   int flush() override {
     if (int err = standing_error()) return err;
-    int err = kick();
+    int err = kicker_ != nullptr ? thread_error() : 0;
+    if (err == 0) {
+      // With a transmit thread: a few frames (acknowledgements, a request) go at once from here,
+      // as waking the thread would add its wake-up to their latency; bursts, or anything while
+      // it is awake, go to it.
+      if (kicker_ != nullptr && (queued_ >= kKickEvery || kicker_->busy(kStreamGap))) {
+        if (queued_ > 0) {
+          queued_ = 0;
+          kicker_->request();
+        }
+      } else {
+        err = kick();
+      }
+    }
     reclaim();
     watch_writable(err == EAGAIN);
     return err;
@@ -218,6 +258,7 @@ class af_xdp_link final : public link {
       s.rx_dropped += st.rx_dropped + st.rx_ring_full;
       s.tx_dropped += st.tx_invalid_descs;
     }
+    s.tx_dropped += thread_drops_.load(std::memory_order_relaxed);
     return s;
   }
 
@@ -376,6 +417,35 @@ class af_xdp_link final : public link {
     }
   }
 
+  // The transmit thread's round: like kick(), touching nothing but the socket and the ring indices
+  // (the kernel serialises it with any kick() the driver makes itself).
+  int kick_from_thread() {
+    for (;;) {
+      const uint32_t before = __atomic_load_n(tx_.consumer, __ATOMIC_ACQUIRE);
+      if (::sendto(xsk_fd_, nullptr, 0, MSG_DONTWAIT, nullptr, 0) < 0) {
+        const int err = errno;
+        if (err == EBUSY) {  // the device dropped a frame: flush() asks whether it is down
+          thread_drops_.fetch_add(1, std::memory_order_relaxed);
+          return EBUSY;
+        }
+        if (err != EAGAIN && err != ENOBUFS && err != EINTR) return err;
+      }
+      const uint32_t after = __atomic_load_n(tx_.consumer, __ATOMIC_ACQUIRE);
+      if (after == __atomic_load_n(tx_.producer, __ATOMIC_ACQUIRE) || after == before) return 0;
+    }
+  }
+
+  // What the transmit thread ran into since last asked: 0, or the error to report.
+  int thread_error() {
+    const int err = kicker_->take_error();
+    if (err == 0) return 0;
+    if (err == EBUSY) {  // a dropped frame: an error only if the device is down or gone
+      const int why = failure(EBUSY);
+      return why == EBUSY ? 0 : why;
+    }
+    return failure(err);
+  }
+
   // Adds POLLOUT interest to the epoll set while a transmit waits for room, removes it after.
   void watch_writable(bool on) {
     if (on == watching_writable_) return;
@@ -405,6 +475,8 @@ class af_xdp_link final : public link {
   std::vector<uint64_t> free_;  // transmit frames not queued or in flight
   uint32_t queued_ = 0;         // frames submitted since the kernel last took the whole ring
   detail::link_monitor monitor_;
+  std::atomic<uint64_t> thread_drops_{0};
+  std::unique_ptr<detail::tx_kicker> kicker_;  // stopped first
 };
 
 }  // namespace
@@ -426,6 +498,7 @@ std::unique_ptr<link> open_af_xdp(const link_options& options) {
     opts.bad_value("frames", std::to_string(cfg.frames), "a power of two, e.g. 4096");
   }
   cfg.frame_size = static_cast<uint32_t>(opts.number("frame_size", 4096, 2048, 4096));
+  cfg.tx_thread = opts.flag("tx_thread", detail::tx_kicker::useful_by_default());
   if (cfg.frame_size != 2048 && cfg.frame_size != 4096) {
     opts.bad_value("frame_size", std::to_string(cfg.frame_size), "2048 or 4096");
   }

@@ -378,9 +378,17 @@ TEST_P(EthernetLink, DeletedInterfaceReportsEnodevWithinTwoSeconds) {
 
 INSTANTIATE_TEST_SUITE_P(
     Drivers, EthernetLink,
-    ::testing::Values(driver_case{"tap"}, driver_case{"pcap"}, driver_case{"af_packet"},
-                      driver_case{"af_packet", {{"version", "2"}}, "af_packet_v2"},
-                      driver_case{"af_xdp"}),
+    ::testing::Values(
+        driver_case{"tap"}, driver_case{"pcap"}, driver_case{"af_packet"},
+        driver_case{"af_packet", {{"version", "2"}}, "af_packet_v2"},
+        // The send system call on the caller's thread, or on the link's own.
+        driver_case{"af_packet", {{"tx_thread", "0"}}, "af_packet_sync"},
+        driver_case{"af_packet", {{"tx_thread", "1"}}, "af_packet_tx_thread"},
+        driver_case{"af_packet", {{"version", "2"}, {"tx_thread", "1"}}, "af_packet_v2_tx_thread"},
+        // Without PACKET_VNET_HDR: the kernel maps slots as page fragments.
+        driver_case{"af_packet", {{"vnet_hdr", "0"}}, "af_packet_no_vnet"}, driver_case{"af_xdp"},
+        driver_case{"af_xdp", {{"tx_thread", "0"}}, "af_xdp_sync"},
+        driver_case{"af_xdp", {{"tx_thread", "1"}}, "af_xdp_tx_thread"}),
     [](const auto& p) { return p.param.name; });
 
 }  // namespace

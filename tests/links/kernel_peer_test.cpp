@@ -39,18 +39,23 @@ TEST_P(KernelPeer, KernelPingsTheLwipHostOverIpv6) {
   EXPECT_NE(out.find("3 received"), std::string::npos) << out;
 }
 
-TEST_P(KernelPeer, KernelClientAndAnysockServerExchangeDataBothWays) {
-  socket listener(*host_, AF_INET, SOCK_STREAM);
-  listener.bind({"", 5001});
+// A kernel client connects to an anysock server on `host`; 8 MiB cross each way at once.
+void kernel_client_exchange(backend& host, const test_link& link, uint16_t port) {
+  socket listener(host, AF_INET, SOCK_STREAM);
+  listener.bind({"", port});
   listener.listen(1);
   socket client(kernel_backend(), AF_INET, SOCK_STREAM);
   client.settimeout(kGenerousWait);
-  client.connect({link_.lwip_ip4(), 5001});
+  client.connect({link.lwip_ip4(), port});
   auto [server, peer] = listener.accept();
-  EXPECT_EQ(peer.host, link_.kernel_ip4());
+  EXPECT_EQ(peer.host, link.kernel_ip4());
   auto [to_lwip, to_kernel] = bulk_exchange(client, server, kBulkBytes);
   expect_intact(to_lwip, "kernel to lwIP");
   expect_intact(to_kernel, "lwIP to kernel");
+}
+
+TEST_P(KernelPeer, KernelClientAndAnysockServerExchangeDataBothWays) {
+  kernel_client_exchange(*host_, link_, 5001);
 }
 
 TEST_P(KernelPeer, AnysockClientAndKernelServerExchangeDataBothWaysOverIpv6) {
@@ -119,6 +124,35 @@ TEST_P(KernelPeer, UdpDatagramsCrossBothWaysOverIpv6) {
 
 INSTANTIATE_TEST_SUITE_P(Drivers, KernelPeer, ::testing::ValuesIn(all_drivers()),
                          [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
+
+// The batching drivers' transmit paths, each way: the send system call on the calling thread
+// (tx_thread=0) or on the link's own thread (tx_thread=1, the default with two CPUs or more), and
+// af_packet's TPACKET_V2 rings and its sending without PACKET_VNET_HDR.
+struct transmit_path {
+  std::string driver;
+  std::string keys;
+  std::string name;
+};
+
+class KernelPeerTransmitPath : public LinkTest,
+                               public ::testing::WithParamInterface<transmit_path> {
+ protected:
+  void SetUp() override { open(GetParam().driver, GetParam().keys); }
+};
+
+TEST_P(KernelPeerTransmitPath, KernelClientAndAnysockServerExchangeDataBothWays) {
+  kernel_client_exchange(*host_, link_, 5004);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Drivers, KernelPeerTransmitPath,
+    ::testing::Values(transmit_path{"af_packet", ",tx_thread=0", "af_packet_sync"},
+                      transmit_path{"af_packet", ",tx_thread=1", "af_packet_tx_thread"},
+                      transmit_path{"af_packet", ",version=2,tx_thread=1", "af_packet_v2"},
+                      transmit_path{"af_packet", ",vnet_hdr=0", "af_packet_no_vnet"},
+                      transmit_path{"af_xdp", ",tx_thread=0", "af_xdp_sync"},
+                      transmit_path{"af_xdp", ",tx_thread=1", "af_xdp_tx_thread"}),
+    [](const ::testing::TestParamInfo<transmit_path>& p) { return p.param.name; });
 
 }  // namespace
 }  // namespace anysock::testing
