@@ -9,7 +9,8 @@
 //   slot goes straight back to the kernel: one copy at most, and no buffer sizing for the caller.
 // - transmit(frames) queues a burst; each frame may be a gather list (an lwIP pbuf chain), copied
 //   straight into the ring slot. Frames leave at the latest at flush(): batching drivers
-//   (af_packet, af_xdp) send everything queued with one system call there; the others send at once.
+//   (af_packet, af_xdp) send everything queued with one system call there, or hand it to their
+//   transmit thread (tx_thread), which makes that call at once; the others send at once.
 // - fd() is a descriptor to poll(2): POLLIN when frames may be waiting (spurious wake-ups are
 //   possible; receive() then returns 0 frames) or the interface changed state. After a transmit or
 //   flush reported EAGAIN, poll for POLLIN | POLLOUT and try again on either (af_xdp's descriptor
@@ -21,7 +22,8 @@
 //   again. Neither ever crashes or blocks. Nothing in a link blocks: every call returns at once.
 //
 // Thread safety: a link is used by one thread at a time (the lwIP engine's lock); fd() may be
-// polled from any thread. Opening throws; the data path returns errno values.
+// polled from any thread. A driver's transmit thread only makes the send system call and reads
+// what the kernel publishes; errors it meets are reported by the next flush(). Opening throws; the data path returns errno values.
 #pragma once
 
 #include <sys/uio.h>
