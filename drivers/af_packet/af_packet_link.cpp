@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstring>
 #include <memory>
+#include <thread>
 
 #include "../link_support.hpp"
 #include "../tx_kicker.hpp"
@@ -167,14 +168,12 @@ class af_packet_link final : public link {
       uint8_t* slot = tx_slot(tx_next_);
       if (!slot_free(slot)) {
         // The ring is full of frames not yet sent or not yet released by the device. With a
-        // transmit thread, that thread is sending them: wait for room (POLLOUT) rather than
-        // contend for the ring's lock. Without one, send what is queued and take the slot if that
-        // freed it.
+        // transmit thread, that thread sends them: ask it once more (in case a kick stopped
+        // early) and wait for room (POLLOUT) rather than contend for the ring's lock. Without
+        // one, send what is queued and take the slot if that freed it.
         if (kicker_ != nullptr) {
-          if (tx_queued_ > 0) {
-            tx_queued_ = 0;
-            kicker_->request();
-          }
+          tx_queued_ = 0;
+          kicker_->request();
           b.error = EAGAIN;
           break;
         }
@@ -325,14 +324,18 @@ class af_packet_link final : public link {
 
   // The transmit thread's round: one sendto() sends every slot marked for sending (the kernel walks
   // the ring up to the first slot that is not). It stops early when the device drops a frame
-  // (ENOBUFS) or the send buffer is full: go again a few times. Touches nothing but the socket.
+  // (ENOBUFS) or the send buffer is full (EAGAIN, until sent frames are freed): go again a few
+  // times, yielding to whoever frees them. Touches nothing but the socket. Frames still left are
+  // sent at the next request (every transmit() into a full ring makes one).
   int kick_from_thread() {
-    for (int attempt = 0; attempt < kFlushAttempts; ++attempt) {
+    for (int attempt = 0; attempt < 4 * kFlushAttempts; ++attempt) {
       if (::sendto(fd_, nullptr, 0, MSG_DONTWAIT, nullptr, 0) >= 0) return 0;
       const int err = errno;
       if (err == ENOBUFS) {
         thread_drops_.fetch_add(1, std::memory_order_relaxed);
-      } else if (err != EAGAIN && err != EINTR) {
+      } else if (err == EAGAIN) {
+        std::this_thread::yield();
+      } else if (err != EINTR) {
         return err;  // ENETDOWN, ENXIO, ...: the next flush() reports it
       }
     }

@@ -194,10 +194,8 @@ class af_xdp_link final : public link {
         // thread send it: then wait for room rather than contend for the socket's lock), take
         // back what completed.
         if (kicker_ != nullptr) {
-          if (queued_ > 0) {
-            queued_ = 0;
-            kicker_->request();
-          }
+          queued_ = 0;
+          kicker_->request();  // even with nothing new: a kick may have stopped early
         } else if (int err = kick(); err != 0 && err != EAGAIN) {
           b.error = err;
           break;
