@@ -23,7 +23,8 @@
 //
 // Thread safety: a link is used by one thread at a time (the lwIP engine's lock); fd() may be
 // polled from any thread. A driver's transmit thread only makes the send system call and reads
-// what the kernel publishes; errors it meets are reported by the next flush(). Opening throws; the data path returns errno values.
+// what the kernel publishes; errors it meets are reported by the next flush(). Opening throws; the
+// data path returns errno values.
 #pragma once
 
 #include <sys/uio.h>
