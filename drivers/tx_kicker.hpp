@@ -36,6 +36,28 @@ class tx_kicker {
   /// Asks for a kick after frames were published. Costs one atomic add, plus a futex wake when the
   /// thread is asleep; every request made before a kick starts is covered by it.
   void request() noexcept;
+  /// The policy both drivers follow, on `queued`: the driver's count of frames published since it
+  /// last asked for a kick.
+  /// transmit() calls frame_queued() after each frame: every kBurst frames it asks for a kick, so
+  /// the kernel starts on a long burst while the stack is still producing it.
+  void frame_queued(uint32_t& queued) noexcept {
+    if (++queued < kBurst) return;
+    queued = 0;
+    request();
+  }
+  /// flush() calls take_flush(): true when the thread takes the rest (it is awake, or kicked less
+  /// than kStreamGap ago: a stream of bursts is under way); false when the caller should send the
+  /// few frames itself (acknowledgements, a request), as waking the thread would add its wake-up
+  /// to their latency.
+  bool take_flush(uint32_t& queued) noexcept {
+    if (!busy(kStreamGap)) return false;
+    if (queued > 0) {
+      queued = 0;
+      request();
+    }
+    return true;
+  }
+
   /// The first error a kick returned since the last call (then cleared), or 0.
   int take_error() noexcept { return error_.exchange(0, std::memory_order_acq_rel); }
   /// Whether the thread is awake, or finished a kick less than `recent` ago: a stream of bursts is
@@ -48,6 +70,9 @@ class tx_kicker {
   /// Whether a driver should start one when its `tx_thread` option is absent: only with a CPU to
   /// spare (on one CPU a second thread only adds context switches).
   static bool useful_by_default() noexcept;
+
+  static constexpr uint32_t kBurst = 32;
+  static constexpr std::chrono::microseconds kStreamGap{200};
 
  private:
   void run() noexcept;

@@ -12,7 +12,6 @@
 #include <atomic>
 #include <bit>
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 #include <memory>
 #include <thread>
@@ -47,10 +46,6 @@ constexpr size_t kTxDataOffsetV2 = TPACKET_ALIGN(sizeof(tpacket2_hdr));
 constexpr size_t kRxHeadroomV2 = TPACKET_ALIGN(TPACKET2_HDRLEN) + 16 + sizeof(virtio_net_hdr);
 // Attempts flush() makes when the kernel stops early (socket buffer or device busy).
 constexpr int kFlushAttempts = 4;
-// With a transmit thread: queued slots that make transmit() ask for a kick before flush().
-constexpr uint32_t kKickEvery = 32;
-// A transmit thread that kicked less than this ago is in a stream of bursts: hand it every flush.
-constexpr std::chrono::microseconds kStreamGap{200};
 
 uint32_t load_acquire(const uint32_t& word) {
   return std::atomic_ref<const uint32_t>(word).load(std::memory_order_acquire);
@@ -211,10 +206,10 @@ class af_packet_link final : public link {
       }
       store_release(tx_status(slot), TP_STATUS_SEND_REQUEST);
       tx_next_ = (tx_next_ + 1) & (layout_.tx_frames - 1);
-      ++tx_queued_;
-      if (kicker_ != nullptr && tx_queued_ >= kKickEvery) {  // the kernel may start on these
-        tx_queued_ = 0;
-        kicker_->request();
+      if (kicker_ != nullptr) {
+        kicker_->frame_queued(tx_queued_);
+      } else {
+        ++tx_queued_;
       }
       ++b.frames;
       ++stats_.tx_frames;
@@ -231,15 +226,7 @@ class af_packet_link final : public link {
         if (err != ENETDOWN || check_interface() != 0) return failure(err);
         tx_queued_ = std::max(tx_queued_, 1u);
       }
-      // A few frames (acknowledgements, a request) go at once from here: waking the thread
-      // would add its wake-up to their latency. Bursts, or anything while it is awake, go to it.
-      if (tx_queued_ >= kKickEvery || kicker_->busy(kStreamGap)) {
-        if (tx_queued_ > 0) {
-          tx_queued_ = 0;
-          kicker_->request();
-        }
-        return 0;
-      }
+      if (kicker_->take_flush(tx_queued_)) return 0;
     }
     return kick();
   }

@@ -32,10 +32,6 @@ constexpr std::array<std::string_view, 7> kKeys{"iface",  "queue",      "mode", 
                                                 "frames", "frame_size", "tx_thread"};
 constexpr std::array<std::string_view, 3> kModes{"auto", "zerocopy", "copy"};
 constexpr std::array<std::string_view, 3> kXdpModes{"auto", "native", "skb"};
-// With a transmit thread: frames queued that make transmit() ask for a kick before flush().
-constexpr uint32_t kKickEvery = 32;
-// A transmit thread that kicked less than this ago is in a stream of bursts: hand it every flush.
-constexpr std::chrono::microseconds kStreamGap{200};
 // A queue just released by another socket stays busy until the kernel's deferred clean-up ran.
 constexpr auto kBusyRetryFor = std::chrono::seconds(1);
 
@@ -214,10 +210,10 @@ class af_xdp_link final : public link {
       d->addr = addr;
       d->len = static_cast<uint32_t>(f.size());
       xsk_ring_prod__submit(&tx_, 1);
-      ++queued_;
-      if (kicker_ != nullptr && queued_ >= kKickEvery) {  // the kernel may start on these
-        queued_ = 0;
-        kicker_->request();
+      if (kicker_ != nullptr) {
+        kicker_->frame_queued(queued_);
+      } else {
+        ++queued_;
       }
       ++b.frames;
       ++stats_.tx_frames;
@@ -231,17 +227,7 @@ class af_xdp_link final : public link {
     if (int err = standing_error()) return err;
     int err = kicker_ != nullptr ? thread_error() : 0;
     if (err == 0) {
-      // With a transmit thread: a few frames (acknowledgements, a request) go at once from here,
-      // as waking the thread would add its wake-up to their latency; bursts, or anything while
-      // it is awake, go to it.
-      if (kicker_ != nullptr && (queued_ >= kKickEvery || kicker_->busy(kStreamGap))) {
-        if (queued_ > 0) {
-          queued_ = 0;
-          kicker_->request();
-        }
-      } else {
-        err = kick();
-      }
+      if (kicker_ == nullptr || !kicker_->take_flush(queued_)) err = kick();
     }
     reclaim();
     watch_writable(err == EAGAIN);

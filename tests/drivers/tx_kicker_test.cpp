@@ -76,6 +76,33 @@ TEST(TxKicker, RequestsDuringAKickAreFoldedIntoOneMore) {
   EXPECT_TRUE(k.busy(std::chrono::hours(1))) << "it kicked within the last hour";
 }
 
+TEST(TxKicker, TransmitAsksEveryBurstAndAnIdleThreadLeavesSmallFlushesToTheCaller) {
+  std::atomic<int> rounds{0};
+  drivers::detail::tx_kicker k(
+      [&] {
+        rounds.fetch_add(1);
+        return 0;
+      },
+      "test-kicker");
+  uint32_t queued = 0;
+  uint32_t small = 3;
+  EXPECT_FALSE(k.take_flush(small)) << "an idle thread that never kicked leaves a flush to us";
+  EXPECT_EQ(small, 3u) << "and the frames stay counted for the caller's own kick";
+  for (uint32_t i = 1; i < drivers::detail::tx_kicker::kBurst; ++i) k.frame_queued(queued);
+  std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(rounds.load(), 0) << "no kick before a burst is queued";
+  EXPECT_EQ(queued, drivers::detail::tx_kicker::kBurst - 1);
+  k.frame_queued(queued);
+  EXPECT_EQ(queued, 0u);
+  ASSERT_TRUE(eventually([&] { return rounds.load() == 1; }));
+  // Within kStreamGap of that kick a flush goes to the thread, counted frames and all.
+  uint32_t tail = 5;
+  if (k.take_flush(tail)) {
+    EXPECT_EQ(tail, 0u);
+    EXPECT_TRUE(eventually([&] { return rounds.load() == 2; }));
+  }
+}
+
 TEST(TxKicker, AKicksErrorIsReportedOnce) {
   std::atomic<int> next_error{ENETDOWN};
   std::atomic<int> rounds{0};
