@@ -84,6 +84,8 @@ TEST(TxKicker, TransmitAsksEveryBurstAndAnIdleThreadLeavesSmallFlushesToTheCalle
         return 0;
       },
       "test-kicker");
+  // Until the new thread first goes to sleep it counts as busy.
+  ASSERT_TRUE(eventually([&] { return !k.busy(0ns); }));
   uint32_t queued = 0;
   uint32_t small = 3;
   EXPECT_FALSE(k.take_flush(small)) << "an idle thread that never kicked leaves a flush to us";
