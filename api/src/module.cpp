@@ -85,7 +85,7 @@ std::string getfqdn(const std::string& name_in) {
   std::string name = name_in;
   while (!name.empty() && std::isspace(static_cast<unsigned char>(name.front()))) name.erase(0, 1);
   while (!name.empty() && std::isspace(static_cast<unsigned char>(name.back()))) name.pop_back();
-  if (name.empty() || name == "0.0.0.0") name = gethostname();
+  if (name.empty() || name == "0.0.0.0" || name == "::") name = gethostname();
   try {
     host_entry e = gethostbyaddr(name);
     std::vector<std::string> candidates{e.name};

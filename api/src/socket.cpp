@@ -117,7 +117,13 @@ std::shared_ptr<detail::socket_state> socket::state() const {
 
 backend& socket::get_backend() const { return *state()->owner; }
 
-void socket::close() { exchange_state(nullptr); }
+void socket::close() {
+  std::shared_ptr<detail::socket_state> st = exchange_state(nullptr);
+  // The last owner (no makefile() stream holds the socket) closes it now and reports what the OS
+  // says, as CPython does; otherwise the last stream's close releases it.
+  if (!st || st.use_count() != 1) return;
+  if (int err = st->impl->close(); err != 0) throw error(err, "close");
+}
 
 int socket::fileno() const {
   std::shared_ptr<detail::socket_state> st = load_state();
@@ -303,10 +309,11 @@ void socket::settimeout(std::optional<double> seconds) { state()->set_timeout(se
 std::optional<double> socket::gettimeout() const { return state()->get_timeout(); }
 
 void socket::shutdown(int how) {
+  const auto keep = state();  // a closed socket is EBADF first, as on the OS
   if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR) {
-    throw std::invalid_argument("shutdown: how must be SHUT_RD, SHUT_WR or SHUT_RDWR");
+    throw error(EINVAL, "shutdown: how must be SHUT_RD, SHUT_WR or SHUT_RDWR");
   }
-  check(state()->impl->shutdown(how), "shutdown");
+  check(keep->impl->shutdown(how), "shutdown");
 }
 
 }  // namespace anysock

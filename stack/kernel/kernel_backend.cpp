@@ -67,12 +67,22 @@ class kernel_socket final : public socket_impl {
     int fl = ::fcntl(fd_, F_GETFL);
     nonblocking_ = fl >= 0 && (fl & O_NONBLOCK) != 0;
   }
-  ~kernel_socket() override { ::close(fd_); }
+  ~kernel_socket() override {
+    if (fd_ >= 0) ::close(fd_);
+  }
   kernel_socket(const kernel_socket&) = delete;
   kernel_socket& operator=(const kernel_socket&) = delete;
 
   int fileno() const override { return fd_; }
   int os_handle() const override { return fd_; }
+
+  int close() override {
+    int fd = fd_;
+    fd_ = -1;
+    // Linux frees the descriptor even when close() fails; ECONNRESET is not an error (CPython).
+    if (::close(fd) != 0 && errno != ECONNRESET && errno != EINTR) return errno;
+    return 0;
+  }
 
   int set_wait_mode(wait_spec::mode m) override {
     bool want = m != wait_spec::mode::block;
@@ -337,7 +347,14 @@ backend& kernel_backend() {
 socket fromfd(int fd, int family, int type, int proto) {
   int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (copy < 0) throw error(errno, "fromfd");
-  auto impl = std::make_unique<kernel_socket>(copy);
+  auto impl = std::make_unique<kernel_socket>(copy);  // closes the copy on every path below
+  // CPython 3.7+ checks that the descriptor is a socket (getsockname: ENOTSOCK otherwise).
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getsockname(copy, reinterpret_cast<sockaddr*>(&ss), &len) != 0 &&
+      (errno == EBADF || errno == ENOTSOCK)) {
+    throw error(errno, "fromfd");
+  }
   const int kinds = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
   auto st = std::make_shared<detail::socket_state>(kernel_backend().share(), std::move(impl),
                                                    family, kinds, proto);

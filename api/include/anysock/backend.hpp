@@ -46,6 +46,11 @@ class socket_impl {
 
   /// The descriptor number shown to the user (a kernel fd, or a backend-unique number).
   virtual int fileno() const = 0;
+  /// Closes the socket now and returns the errno the OS reported (e.g. EBADF when the descriptor
+  /// was closed behind anysock's back), else 0. Called at most once, by socket::close() when no
+  /// makefile() stream shares the socket; the destructor closes it otherwise. Later calls on the
+  /// object do not happen.
+  virtual int close() { return 0; }
   /// A kernel fd whose poll() readiness is this socket's readiness, or -1 if there is none.
   virtual int os_handle() const { return -1; }
   /// The wait mode the next calls will mostly use (lets a backend keep a kernel fd in blocking
@@ -95,6 +100,8 @@ class backend : public std::enable_shared_from_this<backend> {
   virtual bool has_family(int family) const = 0;
 
   virtual int open(int family, int type, int proto, std::unique_ptr<socket_impl>& out) = 0;
+  /// A connected pair. A backend without AF_UNIX emulates it as CPython does (a TCP pair over the
+  /// loopback) and throws std::invalid_argument for what that emulation refuses.
   virtual int socketpair(int family, int type, int proto, std::unique_ptr<socket_impl>& a,
                          std::unique_ptr<socket_impl>& b) = 0;
   /// Waits until one of `entries` (all sockets of this backend) is ready, or the wait runs out.

@@ -61,16 +61,19 @@ class socket {
   /// A new socket on backend `b` (kept alive by the socket).
   socket(backend& b, int family, int type, int proto = 0);
   socket(socket&& other) noexcept;
-  socket& operator=(socket&& other) noexcept;  // closes this socket first
+  socket& operator=(socket&& other) noexcept;  // closes this socket first (never throws)
   socket(const socket&) = delete;
   socket& operator=(const socket&) = delete;
+  /// Closes the socket; never throws (an error the OS reports on close is dropped).
   ~socket();
 
   /// Waits for a connection; the new socket takes getdefaulttimeout().
   std::pair<socket, address> accept();
   void bind(const address& addr);
-  /// Releases this object's reference; idempotent. A socket_stream from makefile() keeps the
-  /// connection open until it is closed too.
+  /// Closes the socket. Raises error(EBADF) when the OS descriptor was already closed behind the
+  /// object's back (CPython 3.6+); the object is closed all the same. close() on a closed socket
+  /// object is a no-op. A socket_stream from makefile() keeps the connection open until it is
+  /// closed too (then this close() releases only the object's reference and raises nothing).
   void close();
   void connect(const address& addr);
   /// connect() returning the errno instead of raising (0 on success, EINPROGRESS when
@@ -89,7 +92,7 @@ class socket {
   /// An iostream over the socket (mode: "r", "w", "rw", optionally with "b"). bufsize -1 = default,
   /// 0 = unbuffered. Raises error(EINVAL) on a non-blocking socket.
   socket_stream makefile(std::string_view mode = "r", int bufsize = -1);
-  /// Up to bufsize bytes; "" at end of stream.
+  /// Up to bufsize bytes; "" at end of stream. recv(0) waits like any receive, then returns "".
   std::string recv(size_t bufsize, int flags = 0);
   size_t recv_into(void* buf, size_t nbytes, int flags = 0);
   size_t recv_into(std::span<std::byte> buf, int flags = 0);
@@ -106,6 +109,7 @@ class socket {
   /// nullopt = blocking, 0 = non-blocking, > 0 = timeout in seconds. Negative: invalid_argument.
   void settimeout(std::optional<double> seconds);
   std::optional<double> gettimeout() const;
+  /// SHUT_RD, SHUT_WR or SHUT_RDWR; anything else raises error(EINVAL), as the OS does.
   void shutdown(int how);
   int family() const { return family_; }
   int type() const { return type_; }
@@ -149,7 +153,7 @@ std::vector<addr_info> getaddrinfo(const std::optional<std::string>& host, uint1
                                    int family = 0, int type = 0, int proto = 0, int flags = 0);
 /// (host, service) for an address; NI_* flags.
 std::pair<std::string, std::string> getnameinfo(const address& addr, int flags);
-/// A fully qualified name for `name` (the local host when empty).
+/// A fully qualified name for `name` (the local host when empty, "0.0.0.0" or "::").
 std::string getfqdn(const std::string& name = "");
 /// The first IPv4 address of `name` (numeric). Raises gaierror.
 std::string gethostbyname(const std::string& name);
@@ -161,9 +165,12 @@ int getprotobyname(const std::string& name);
 /// Port number (host order) of a service; proto "" matches any.
 uint16_t getservbyname(const std::string& name, const std::string& proto = "");
 std::string getservbyport(uint16_t port, const std::string& proto = "");
-/// A connected pair on default_backend().
+/// A connected pair on default_backend(). Where the backend has no AF_UNIX (lwIP) this is
+/// CPython's emulation: a TCP pair over the loopback, SOCK_STREAM and protocol 0 only (else
+/// std::invalid_argument).
 std::pair<socket, socket> socketpair(int family = AF_UNIX, int type = SOCK_STREAM, int proto = 0);
-/// A kernel socket on a duplicate of `fd` (the caller keeps `fd`).
+/// A kernel socket on a duplicate of `fd` (the caller keeps `fd`). Raises error(EBADF) for a
+/// closed or negative descriptor and error(ENOTSOCK) for one that is not a socket (CPython 3.7+).
 socket fromfd(int fd, int family, int type, int proto = 0);
 
 inline uint32_t ntohl(uint32_t x) { return ::ntohl(x); }
