@@ -309,12 +309,26 @@ int host::check_claim(const port_claim& c, bool v6only, bool dual_stack) const {
   if (dual_stack && !v6only && is_any(mine) && IP_IS_V6_VAL(mine)) {
     ip_addr_copy(mine, *IP_ANY_TYPE);
   }
+  // Linux's rule: sockets on one port conflict unless both set SO_REUSEADDR and the other one is
+  // not listening (so of several such sockets only the first listen() succeeds).
   for (const port_claim& o : claims_) {
     if (o.owner == c.owner || o.tcp != c.tcp || o.port != c.port) continue;
     if (!overlaps(mine, o.addr)) continue;
     bool both_reuse = c.reuse && o.reuse;
-    if (both_reuse && !(c.tcp && (c.listening || o.listening))) continue;
+    if (both_reuse && !(c.tcp && o.listening)) continue;
     return EADDRINUSE;
+  }
+  if (!c.tcp || c.port == 0) return 0;
+  // Connections whose socket is gone but which still close in lwIP (FIN_WAIT, LAST_ACK,
+  // TIME_WAIT...) hold their port as on Linux, with the SO_REUSEADDR their socket had.
+  const u8_t idx = netif_index();
+  for (tcp_pcb* list : {tcp_active_pcbs, tcp_tw_pcbs}) {
+    for (const tcp_pcb* p = list; p != nullptr; p = p->next) {
+      if (p->callback_arg != nullptr || p->netif_idx != idx || p->local_port != c.port) continue;
+      if (!overlaps(mine, p->local_ip)) continue;
+      if (c.reuse && (p->so_options & kUserReuseAddr) != 0) continue;
+      return EADDRINUSE;
+    }
   }
   return 0;
 }
@@ -335,14 +349,23 @@ void host::drop_claim(const lwip_socket* owner) {
 
 int host::open(int family, int type, int proto, std::unique_ptr<socket_impl>& out) {
   if (down_) return ENETDOWN;
+  // Linux's checks, in its order: the type (flags beyond SOCK_NONBLOCK/SOCK_CLOEXEC, or a type
+  // past SOCK_MAX: EINVAL), the family, the protocol number (EINVAL outside 0..IPPROTO_MAX), then
+  // the type/protocol pair (ESOCKTNOSUPPORT: no such type for the family; EPROTONOSUPPORT).
+  constexpr int kTypeMask = 0xf, kSockMax = 11, kIpprotoMax = 263;
+  const int kind = type & kTypeMask;
+  if (type < 0 || (type & ~(kTypeMask | SOCK_NONBLOCK | SOCK_CLOEXEC)) != 0 || kind >= kSockMax) {
+    return EINVAL;
+  }
   if (family != AF_INET && family != AF_INET6) return EAFNOSUPPORT;
+  if (proto < 0 || proto >= kIpprotoMax) return EINVAL;
   try {
-    if (type == SOCK_STREAM) {
+    if (kind == SOCK_STREAM) {
       if (proto != 0 && proto != IPPROTO_TCP) return EPROTONOSUPPORT;
       out = std::make_unique<tcp_socket>(*this, family);
       return 0;
     }
-    if (type == SOCK_DGRAM) {
+    if (kind == SOCK_DGRAM) {
       if (proto != 0 && proto != IPPROTO_UDP) return EPROTONOSUPPORT;
       out = std::make_unique<udp_socket>(*this, family);
       return 0;
@@ -350,15 +373,23 @@ int host::open(int family, int type, int proto, std::unique_ptr<socket_impl>& ou
   } catch (const std::bad_alloc&) {
     return ENOMEM;
   }
-  return type == SOCK_RAW ? EPERM : ESOCKTNOSUPPORT;
+  // lwIP offers no raw sockets (the kernel needs CAP_NET_RAW for them).
+  return kind == SOCK_RAW ? EPERM : ESOCKTNOSUPPORT;
 }
 
 int host::socketpair(int family, int type, int proto, std::unique_ptr<socket_impl>& a,
                      std::unique_ptr<socket_impl>& b) {
-  // No AF_UNIX in lwIP: a connected pair over this host's loopback, as CPython does without
-  // AF_UNIX.
+  // No AF_UNIX in lwIP: a connected pair over this host's loopback, as CPython's emulation does
+  // on platforms without socketpair(), with the same limits (it raises ValueError).
   if (family == AF_UNIX) family = AF_INET;
-  if (family != AF_INET && family != AF_INET6) return EAFNOSUPPORT;
+  if (family != AF_INET && family != AF_INET6) {
+    throw std::invalid_argument("socketpair: only AF_INET and AF_INET6 are supported on lwIP");
+  }
+  if ((type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) != SOCK_STREAM) {
+    throw std::invalid_argument("socketpair: only SOCK_STREAM is supported on lwIP");
+  }
+  if (proto != 0) throw std::invalid_argument("socketpair: only protocol zero is supported");
+  type = SOCK_STREAM;
   sockaddr_storage ss{};
   socklen_t len = 0;
   if (family == AF_INET) {
@@ -379,20 +410,6 @@ int host::socketpair(int family, int type, int proto, std::unique_ptr<socket_imp
   std::unique_ptr<socket_impl> first, second;
   if (int e = open(family, type, proto, first); e != 0) return e;
   if (int e = open(family, type, proto, second); e != 0) return e;
-  if (type == SOCK_DGRAM) {
-    for (auto* s : {first.get(), second.get()}) {
-      if (int e = s->bind(sa, len); e != 0) return e;
-    }
-    sockaddr_storage na{}, nb{};
-    socklen_t la = sizeof na, lb = sizeof nb;
-    first->getsockname(na, la);
-    second->getsockname(nb, lb);
-    if (int e = first->connect(reinterpret_cast<sockaddr*>(&nb), lb, block); e != 0) return e;
-    if (int e = second->connect(reinterpret_cast<sockaddr*>(&na), la, block); e != 0) return e;
-    a = std::move(first);
-    b = std::move(second);
-    return 0;
-  }
   std::unique_ptr<socket_impl>& listener = second;
   if (int e = listener->bind(sa, len); e != 0) return e;
   if (int e = listener->listen(1); e != 0) return e;

@@ -42,6 +42,11 @@ struct host_config {
 };
 
 /// Who owns a port on a host: the state the per-host bind check looks at.
+/// A bit of tcp_pcb::so_options lwIP leaves unused: the socket's own SO_REUSEADDR (lwIP's
+/// SOF_REUSEADDR is always set, as our port claims replace lwIP's process-wide check). It stays
+/// with a pcb that closes in the background after its socket is gone.
+inline constexpr uint8_t kUserReuseAddr = 0x80;
+
 struct port_claim {
   const lwip_socket* owner;
   bool tcp;

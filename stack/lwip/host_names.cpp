@@ -30,9 +30,17 @@ hosts_table& table() {
   return *t;
 }
 
+// An IPv4 address in any form glibc's getaddrinfo takes as numeric: inet_aton's (a, a.b, a.b.c,
+// a.b.c.d; each part decimal, 0-octal or 0x-hex), with nothing after it (inet_aton itself stops
+// at white space).
+bool parse_ipv4_numeric(const std::string& text, in_addr& a4) {
+  if (text.find_first_of(std::string(" \t\n\v\f\r\0", 7)) != std::string::npos) return false;
+  return inet_aton(text.c_str(), &a4) != 0;
+}
+
 bool parse_numeric(const std::string& text, ip_addr_t& out) {
   in_addr a4{};
-  if (inet_pton(AF_INET, text.c_str(), &a4) == 1) {
+  if (parse_ipv4_numeric(text, a4)) {
     ip_addr_set_zero_ip4(&out);
     ip4_addr_set_u32(ip_2_ip4(&out), a4.s_addr);
     return true;
@@ -152,26 +160,61 @@ std::string host::name_of(const ip_addr_t& a) const {
   return "";
 }
 
+namespace {
+
+// glibc's table of socket types and protocols for getaddrinfo (gaih_inet_typeproto), so every
+// (type, proto) pair answers as on Linux — including kinds lwIP cannot open.
+struct gai_kind {
+  int type, proto;
+  bool any_proto;    // SOCK_RAW takes whatever protocol was asked for
+  bool no_service;   // ... and no service
+  bool by_default;   // listed when neither type nor protocol is given
+  const char* name;  // for getservbyname
+};
+constexpr gai_kind kGaiKinds[] = {
+    {SOCK_STREAM, IPPROTO_TCP, false, false, true, "tcp"},
+    {SOCK_DGRAM, IPPROTO_UDP, false, false, true, "udp"},
+    {SOCK_DCCP, IPPROTO_DCCP, false, false, false, "dccp"},
+    {SOCK_DGRAM, IPPROTO_UDPLITE, false, false, false, "udplite"},
+    {SOCK_STREAM, IPPROTO_SCTP, false, false, false, "sctp"},
+    {SOCK_SEQPACKET, IPPROTO_SCTP, false, false, false, "sctp"},
+    {SOCK_RAW, 0, true, true, true, "raw"},
+};
+
+}  // namespace
+
 std::vector<addr_info> host::getaddrinfo(const char* name, const char* port, int family, int type,
                                          int proto, int flags) {
   if (family != AF_UNSPEC && family != AF_INET && family != AF_INET6) throw gaierror(EAI_FAMILY);
   if (name == nullptr && port == nullptr) throw gaierror(EAI_NONAME);
-  if (type != 0 && type != SOCK_STREAM && type != SOCK_DGRAM && type != SOCK_RAW) {
-    throw gaierror(EAI_SOCKTYPE);
-  }
   struct kind {
     int type, proto;
     const char* proto_name;
   };
   std::vector<kind> kinds;
-  for (kind k : {kind{SOCK_STREAM, IPPROTO_TCP, "tcp"}, kind{SOCK_DGRAM, IPPROTO_UDP, "udp"},
-                 kind{SOCK_RAW, 0, nullptr}}) {
-    if (type != 0 && type != k.type) continue;
-    if (proto != 0 && k.type != SOCK_RAW && proto != k.proto) continue;
-    if (k.type == SOCK_RAW && port != nullptr && type == 0) continue;  // glibc: no raw with a port
-    kinds.push_back(k);
+  if (type != 0 || proto != 0) {
+    // The first entry that fits, as glibc does.
+    const gai_kind* k = nullptr;
+    for (const gai_kind& g : kGaiKinds) {
+      if ((type == 0 || type == g.type) && (proto == 0 || g.any_proto || proto == g.proto)) {
+        k = &g;
+        break;
+      }
+    }
+    if (k == nullptr) throw gaierror(type != 0 ? EAI_SOCKTYPE : EAI_SERVICE);
+    if (port != nullptr && k->no_service) throw gaierror(EAI_SERVICE);
+    kinds.push_back({k->type, k->any_proto ? proto : k->proto, k->name});
+  } else {
+    // Every default kind; with a service name, only those that have services (glibc lists SOCK_RAW
+    // with a numeric port, but looks no name up for it).
+    const bool named_service =
+        port != nullptr &&
+        (port[0] == '\0' || std::strspn(port, "0123456789") != std::strlen(port));
+    for (const gai_kind& g : kGaiKinds) {
+      if (!g.by_default || (named_service && g.no_service)) continue;
+      kinds.push_back({g.type, g.proto, g.name});
+    }
   }
-  if (kinds.empty()) throw gaierror(EAI_SERVICE);
   // The port, per protocol (a service name may exist for TCP only).
   std::vector<int> ports(kinds.size(), 0);
   if (port != nullptr) {
@@ -179,7 +222,7 @@ std::vector<addr_info> host::getaddrinfo(const char* name, const char* port, int
     if (!numeric && (flags & AI_NUMERICSERV)) throw gaierror(EAI_NONAME);
     bool any = false;
     for (size_t i = 0; i < kinds.size(); ++i) {
-      ports[i] = service_port(port, kinds[i].proto_name ? kinds[i].proto_name : "tcp");
+      ports[i] = service_port(port, kinds[i].proto_name);
       any = any || ports[i] >= 0;
     }
     if (!any) throw gaierror(EAI_SERVICE);
@@ -277,7 +320,9 @@ host_entry host::gethostbyname_ex(const std::string& name) {
   ip_addr_t a;
   if (parse_numeric(name, a)) {
     if (!IP_IS_V4_VAL(a)) throw gaierror(EAI_ADDRFAMILY, name);
-    return {name, {}, {name}};
+    // glibc's hosts lookup takes numeric forms of digits and dots only (no 0x parts).
+    if (name.find_first_of("xX") != std::string::npos) throw herror(HOST_NOT_FOUND);
+    return {name, {}, {numeric_text(a)}};
   }
   std::vector<ip_addr_t> addrs = resolve(name);
   if (addrs.empty()) addrs = resolve_dns(name, AF_INET);

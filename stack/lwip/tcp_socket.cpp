@@ -203,6 +203,11 @@ void tcp_socket::apply_options() {
   if (pcb_ == nullptr) return;
   pcb_->ttl = static_cast<u8_t>(ttl_);
   pcb_->tos = static_cast<u8_t>(tos_);
+  if (reuse_) {
+    pcb_->so_options |= kUserReuseAddr;
+  } else {
+    pcb_->so_options &= static_cast<u8_t>(~kUserReuseAddr);
+  }
   if (pcb_->state == LISTEN) return;
   if (nodelay_) {
     tcp_nagle_disable(pcb_);
@@ -301,10 +306,11 @@ err_t tcp_socket::on_accept(void* arg, tcp_pcb* pcb, err_t err) {
   child->rcvbuf_ = l->rcvbuf_;
   child->sndbuf_ = l->sndbuf_;
   child->v6only_ = l->v6only_;
+  child->reuse_ = l->reuse_;  // Linux: an accepted socket inherits the listener's SO_REUSEADDR
   child->apply_options();
   // The connection counts against the backlog until accept() takes it (tcp_backlog_accepted).
   tcp_backlog_delayed(pcb);
-  child->host_.set_claim({child.get(), true, pcb->local_ip, pcb->local_port, false, false});
+  child->host_.set_claim({child.get(), true, pcb->local_ip, pcb->local_port, l->reuse_, false});
   l->accept_queue_.push_back(std::move(child));
   l->eng_.changed();
   return ERR_OK;
@@ -519,7 +525,6 @@ int tcp_socket::recv(void* buf, size_t len, int flags, const wait_spec& w_in, si
   if (host_.down()) return ENETDOWN;
   if (listening_) return ENOTCONN;
   if (!connected_ && !connecting_ && !closed_) return ENOTCONN;
-  if (len == 0) return 0;
   const bool peek = flags & MSG_PEEK;
   const bool waitall = (flags & MSG_WAITALL) && !peek;
   while (true) {
@@ -534,6 +539,9 @@ int tcp_socket::recv(void* buf, size_t len, int flags, const wait_spec& w_in, si
       if (got > 0) return 0;
       return e;
     }
+    // recv(0) waits like any receive (Linux): once data, end of stream or an error is there it
+    // returns nothing, consuming nothing.
+    if (len == 0 && rx_bytes_ > 0) break;
     if (rx_bytes_ > 0) {
       got += peek ? peek_into(static_cast<char*>(buf) + got, len - got)
                   : take_out(lk, static_cast<char*>(buf) + got, len - got);

@@ -6,7 +6,11 @@
 // so the tests pass it a name instead.
 #include <algorithm>
 #include <cerrno>
+#include <fstream>
+#include <initializer_list>
+#include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "fixture.hpp"
@@ -22,6 +26,35 @@ bool has_host(const std::vector<addr_info>& infos, const std::string& host) {
 bool all_of_type(const std::vector<addr_info>& infos, int type) {
   return std::all_of(infos.begin(), infos.end(),
                      [&](const addr_info& i) { return i.type == type; });
+}
+
+// (family, type, proto) of each entry, or the gaierror's code as {0, 0, code}.
+std::vector<std::tuple<int, int, int>> kinds_of(backend& b, const char* host, const char* port,
+                                                int family, int type, int proto) {
+  std::vector<std::tuple<int, int, int>> out;
+  try {
+    for (const addr_info& i : b.getaddrinfo(host, port, family, type, proto, 0)) {
+      out.emplace_back(i.family, i.type, i.proto);
+    }
+  } catch (const gaierror& e) {
+    out.emplace_back(0, 0, e.code().value());
+  }
+  return out;
+}
+
+// Whether this machine's /etc/hosts names `name` (so resolving it asks no DNS server).
+bool in_etc_hosts(const std::string& name) {
+  std::ifstream hosts("/etc/hosts");
+  std::string line;
+  while (std::getline(hosts, line)) {
+    std::istringstream words(line.substr(0, line.find('#')));
+    std::string word;
+    words >> word;  // the address
+    while (words >> word) {
+      if (word == name) return true;
+    }
+  }
+  return false;
 }
 
 }  // namespace
@@ -136,6 +169,64 @@ TEST_P(Conformance, GethostbynameOfTheServerNameReturnsTheServerAddress) {
   backend_scope scope(client());
   EXPECT_EQ(gethostbyname(env().server_name), env().server_host4);
   EXPECT_EQ(gethostbyname("127.0.0.1"), "127.0.0.1");  // numeric hosts come back unchanged
+}
+
+TEST_P(Conformance, GethostbynameTakesEveryNumericFormGlibcTakes) {
+  backend_scope scope(client());
+  EXPECT_EQ(gethostbyname("127.1"), "127.0.0.1");
+  EXPECT_EQ(gethostbyname("0x7f.1"), "127.0.0.1");
+  EXPECT_EQ(gethostbyname("0177.0.0.1"), "127.0.0.1");
+  EXPECT_EQ(gethostbyname("127.0.1"), "127.0.0.1");
+  EXPECT_EQ(gethostbyname("2130706433"), "127.0.0.1");
+  // Nothing with trailing text is numeric (AI_NUMERICHOST: no name service is asked).
+  for (const char* bad :
+       {"127.0.0.1 x", "127.0.0.1x", "1.2.3.4.", "0x", "08", "1.2.3.256", "127.0.0.1\t"}) {
+    SCOPED_TRACE(bad);
+    EXPECT_THROW(getaddrinfo(std::string(bad), std::nullopt, AF_INET, 0, 0, AI_NUMERICHOST),
+                 gaierror);
+  }
+  auto infos = getaddrinfo(std::string("127.1"), std::nullopt, AF_INET, SOCK_STREAM, 0,
+                           AI_NUMERICHOST | AI_CANONNAME);
+  ASSERT_EQ(infos.size(), 1u);
+  EXPECT_EQ(infos[0].addr.host, "127.0.0.1");
+  EXPECT_EQ(infos[0].canonname, "127.1");
+}
+
+TEST_P(Conformance, GetaddrinfoGivesTheKernelsTypeAndProtocolForEveryPair) {
+  backend_scope scope(client());
+  // The case users meet: a protocol alone selects its socket type, and every entry carries it.
+  auto infos = getaddrinfo(std::string("localhost"), std::nullopt, 0, 0, IPPROTO_TCP);
+  ASSERT_FALSE(infos.empty());
+  for (const addr_info& i : infos) {
+    EXPECT_EQ(i.type, SOCK_STREAM);
+    EXPECT_EQ(i.proto, IPPROTO_TCP);
+  }
+  // Every pair, with and without a service, against the kernel's answers (the reference).
+  for (int type : std::initializer_list<int>{0, SOCK_STREAM, SOCK_DGRAM, SOCK_RAW, SOCK_SEQPACKET,
+                                             SOCK_DCCP, 7}) {
+    for (int proto : std::initializer_list<int>{0, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_DCCP,
+                                                IPPROTO_GRE, IPPROTO_SCTP, IPPROTO_UDPLITE}) {
+      for (const char* port : {static_cast<const char*>(nullptr), "80", "http", "domain"}) {
+        SCOPED_TRACE("type " + std::to_string(type) + " proto " + std::to_string(proto) +
+                     (port ? std::string(" port ") + port : std::string()));
+        EXPECT_EQ(kinds_of(client(), "127.0.0.1", port, AF_INET, type, proto),
+                  kinds_of(kernel_backend(), "127.0.0.1", port, AF_INET, type, proto));
+      }
+    }
+  }
+}
+
+TEST_P(Conformance, GetfqdnOfTheWildcardAddressesMeansThisHost) {
+  backend_scope scope(client());
+  const std::string me = gethostname();
+  if (&client() == &kernel_backend() && !in_etc_hosts(me)) {
+    GTEST_SKIP() << "this machine's name '" << me
+                 << "' is not in /etc/hosts: resolving it would ask a DNS server";
+  }
+  const std::string fqdn = getfqdn(me);
+  EXPECT_EQ(getfqdn(""), fqdn);
+  EXPECT_EQ(getfqdn("0.0.0.0"), fqdn);
+  EXPECT_EQ(getfqdn("::"), fqdn);  // Python 3
 }
 
 TEST_P(Conformance, GethostbynameExOfTheServerNameListsTheServerAddress) {

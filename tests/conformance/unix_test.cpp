@@ -244,4 +244,24 @@ TEST_P(Conformance, SocketpairWithSockNonblockMakesBothEndsNonBlocking) {
   }
 }
 
+TEST_P(Conformance, SocketpairOverInetIsTheOsOrCpythonsEmulation) {
+  backend_scope scope(client());
+  if (client().has_family(AF_UNIX)) {
+    // A real socketpair(): Linux has none for AF_INET.
+    EXPECT_EQ(errno_of([] { socketpair(AF_INET, SOCK_STREAM); }), EOPNOTSUPP);
+    EXPECT_EQ(errno_of([] { socketpair(AF_INET, SOCK_DGRAM); }), EOPNOTSUPP);
+    return;
+  }
+  // CPython's emulation (a TCP pair over the loopback) refuses any other type or protocol.
+  EXPECT_THROW(socketpair(AF_INET, SOCK_DGRAM), std::invalid_argument);
+  EXPECT_THROW(socketpair(AF_INET, SOCK_STREAM, IPPROTO_TCP), std::invalid_argument);
+  EXPECT_THROW(socketpair(AF_UNIX, SOCK_DGRAM), std::invalid_argument);
+  auto [a, b] = socketpair(AF_INET, SOCK_STREAM | SOCK_NONBLOCK);  // flags aside
+  EXPECT_EQ(a.type(), SOCK_STREAM);
+  EXPECT_EQ(a.gettimeout(), 0.0);
+  a.sendall("x");
+  b.settimeout(kGenerousWait);
+  EXPECT_EQ(b.recv(10), "x");
+}
+
 }  // namespace anysock::testing
