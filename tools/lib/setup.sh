@@ -1,10 +1,12 @@
+# shellcheck shell=bash
 # Shared set-up for tools/demo and tools/test: sourced, not run.
-# Installs missing Debian packages (as root), then configures and builds a build tree.
+# Installs missing Debian packages (as root), then configures and builds build trees.
 # Re-running on a set-up machine skips what is already done.
 
 ANYSOCK_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 
 # The Debian packages the build and the tests need (see README.md, "Dependencies").
+# shellcheck disable=SC2034  # used by the scripts that source this file
 ANYSOCK_PACKAGES=(
   cmake ninja-build g++ pkg-config  # the build
   libgtest-dev libgmock-dev         # the test suites
@@ -39,13 +41,43 @@ ensure_packages() {
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# configure_and_build DIR [cmake args...]: configures DIR once, then builds it incrementally.
+# configure SOURCE DIR GENERATOR [-DNAME=VALUE...]: configures DIR (recognised by its CMakeCache.txt)
+# from SOURCE with GENERATOR once. On a configured DIR, whatever its generator, cmake runs again only
+# if one of the given values differs from DIR's cache or the last run did not finish (no
+# CMakeFiles/TargetDirectories.txt, which the generate step writes).
+configure() {
+  local src="$1" dir="$2" generator="$3"; shift 3
+  if [ ! -f "$dir/CMakeCache.txt" ]; then
+    log "configuring $dir ($generator)"
+    cmake -S "$src" -B "$dir" -G "$generator" "$@" >/dev/null
+    return
+  fi
+  local arg name value stale=0
+  [ -f "$dir/CMakeFiles/TargetDirectories.txt" ] || stale=1
+  for arg in "$@"; do
+    name="${arg#-D}"; name="${name%%=*}"; name="${name%%:*}"; value="${arg#*=}"
+    [ "$(sed -n "s/^$name:[A-Z]*=//p" "$dir/CMakeCache.txt")" = "$value" ] || stale=1
+  done
+  if [ "$stale" = 1 ]; then
+    log "configuring $dir again${*:+ ($*)}"
+    cmake -S "$src" -B "$dir" "$@" >/dev/null
+  fi
+}
+
+# build_tree DIR [TARGET...]: builds the given targets of DIR (all without any), incrementally.
+build_tree() {
+  local dir="$1"; shift
+  log "building $dir${*:+ ($*)}"
+  if [ $# -gt 0 ]; then
+    cmake --build "$dir" --parallel "$(nproc)" --target "$@"
+  else
+    cmake --build "$dir" --parallel "$(nproc)"
+  fi
+}
+
+# configure_and_build DIR [-DNAME=VALUE...]: a Ninja tree of the whole project, everything built.
 configure_and_build() {
   local dir="$1"; shift
-  if [ ! -f "$dir/build.ninja" ]; then
-    log "configuring $dir"
-    cmake -S "$ANYSOCK_ROOT" -B "$dir" -G Ninja "$@" >/dev/null
-  fi
-  log "building $dir"
-  cmake --build "$dir" -- -j"$(nproc)"
+  configure "$ANYSOCK_ROOT" "$dir" Ninja "$@"
+  build_tree "$dir"
 }
