@@ -10,6 +10,7 @@ ANYSOCK_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 ANYSOCK_PACKAGES=(
   cmake ninja-build g++ pkg-config  # the build
   libgtest-dev libgmock-dev         # the test suites
+  make                              # the Unix Makefiles build in tools/test
   libbenchmark-dev                  # tools/bench
   clang-format                      # the format check in tools/test
   libpcap-dev                       # drivers/pcap: the libpcap link driver
@@ -80,4 +81,16 @@ configure_and_build() {
   local dir="$1"; shift
   configure "$ANYSOCK_ROOT" "$dir" Ninja "$@"
   build_tree "$dir"
+}
+
+# lwip_source_of DIR: the lwIP tree the configured DIR builds (its ANYSOCK_LWIP_SOURCE_DIR or its
+# download), for further trees to reuse instead of downloading it again.
+lwip_source_of() {
+  local given
+  given="$(sed -n 's/^ANYSOCK_LWIP_SOURCE_DIR:[A-Z]*=//p' "$1/CMakeCache.txt")"
+  if [ -n "$given" ]; then
+    echo "$given"
+  else
+    sed -n 2p "$1/_deps/lwip/fetched.stamp"
+  fi
 }
