@@ -5,22 +5,25 @@
 
 ANYSOCK_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 
-# The Debian packages the build and the tests need (see README.md, "Dependencies").
+# The Debian packages (see README.md, "Dependencies"). What the library and tools/demo need:
 # shellcheck disable=SC2034  # used by the scripts that source this file
-ANYSOCK_PACKAGES=(
+ANYSOCK_BUILD_PACKAGES=(
   cmake ninja-build g++ pkg-config  # the build
-  libgtest-dev libgmock-dev         # the test suites
-  make                              # the Unix Makefiles build in tools/test
-  libbenchmark-dev                  # tools/bench
-  clang-format                      # the format check in tools/test
   libpcap-dev                       # drivers/pcap: the libpcap link driver
   libxdp-dev libbpf-dev             # drivers/af_xdp: AF_XDP sockets and the XDP program feeding them
+  apt debian-archive-keyring gpgv   # fetching Debian's lwIP source package (signed index)
+  ca-certificates
+)
+# ... and what only tools/test needs on top:
+# shellcheck disable=SC2034
+ANYSOCK_TEST_PACKAGES=(
+  libgtest-dev libgmock-dev         # the test suites
+  make                              # the Unix Makefiles build (CMake's default generator)
+  clang-format                      # the format check in tools/test
   iproute2 ethtool                  # tests/drivers: veth pairs and TAPs in the tests' own namespace
   tshark                            # tests/sim: an independent reader checks the simulator's pcaps
   curl netcat-openbsd python3       # tests/links: real clients and servers against anysock over TAP
   dnsmasq-base iputils-ping         # tests/links: a DNS server for lwIP's resolver; ping v4/v6
-  apt debian-archive-keyring gpgv   # fetching Debian's lwIP source package (signed index)
-  ca-certificates
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
