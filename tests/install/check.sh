@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the build tree BUILD into a temporary prefix, then builds and runs a consumer program
-# against it twice: with CMake's find_package(anysock) and with pkg-config.
+# against it twice: with CMake's find_package(anysock) and with pkg-config. BUILD may come from any
+# generator (tools/test runs this from a Ninja tree and from a Unix Makefiles one).
 # Usage: tests/install/check.sh BUILD
 set -euo pipefail
 build="$(cd "$1" && pwd)"
@@ -10,7 +11,8 @@ trap 'rm -rf "$work"' EXIT
 
 cmake --install "$build" --prefix "$work/prefix" >/dev/null
 
-cmake -S "$here/consumer" -B "$work/cmake-build" -G Ninja -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
+# CMake's default generator (or $CMAKE_GENERATOR): the consumer needs nothing else.
+cmake -S "$here/consumer" -B "$work/cmake-build" -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
 cmake --build "$work/cmake-build" >/dev/null
 "$work/cmake-build/consumer"
 
