@@ -20,6 +20,7 @@
 #include "anysock_lwip_port.h"
 #include "ethernet_link.hpp"
 #include "host.hpp"
+#include "icmp_errors.hpp"
 #include "lwip/dns.h"
 #include "lwip/init.h"
 #include "lwip/ip4_frag.h"
@@ -787,6 +788,21 @@ __attribute__((visibility("hidden"))) struct netif* anysock_lwip_ip6_route(
   if (auto* h = g_engine->current_host()) return h->nif();
   (void)dest;
   return nullptr;
+}
+
+// LWIP_HOOK_IP4_INPUT / LWIP_HOOK_IP6_INPUT: ICMP port unreachable for our connected UDP sockets.
+// Defined here, not in icmp_errors.cpp: from a static libanysock the linker would take sys_arch.c's
+// weak default and never pull in an object nothing else refers to.
+__attribute__((visibility("hidden"))) int anysock_lwip_ip4_input(struct pbuf* p,
+                                                                 struct netif* inp) {
+  anysock::lwip_detail::read_ip4_input(p, inp);
+  return 0;  // lwIP goes on with the packet
+}
+
+__attribute__((visibility("hidden"))) int anysock_lwip_ip6_input(struct pbuf* p,
+                                                                 struct netif* inp) {
+  anysock::lwip_detail::read_ip6_input(p, inp);
+  return 0;
 }
 
 }  // extern "C"

@@ -5,8 +5,9 @@
 // (receive, sent, error, accept, connected) update the socket's state and call engine::changed().
 // Where lwIP's behaviour differs from Linux, the socket translates: a reset during connect is
 // ECONNREFUSED, listen() on an unbound socket binds an ephemeral port, a second bind is EINVAL,
-// binding a foreign address is EADDRNOTAVAIL, send after SHUT_WR is EPIPE, options read back as the
-// kernel reports them.
+// binding a foreign address is EADDRNOTAVAIL, send after SHUT_WR is EPIPE, an ICMP port unreachable
+// is ECONNREFUSED on a connected UDP socket (icmp_errors.cpp), options read back as the kernel
+// reports them.
 #pragma once
 
 #include <sys/socket.h>
@@ -169,6 +170,12 @@ class udp_socket final : public lwip_socket {
   int setsockopt(int level, int opt, const void* value, socklen_t len) override;
   short poll_now(short events) override;
   short readiness(short events);
+
+  /// An ICMP port unreachable arrived on `inp` about a datagram from local:local_port to
+  /// remote:remote_port: the connected socket of that host with this 4-tuple gets ECONNREFUSED,
+  /// reported once by its next recv or send (or SO_ERROR), as Linux does. Engine lock held.
+  static void port_unreachable(const netif* inp, const ip_addr_t& local, u16_t local_port,
+                               const ip_addr_t& remote, u16_t remote_port);
 
  private:
   static void on_recv(void* arg, udp_pcb* pcb, pbuf* p, const ip_addr_t* addr, u16_t port);

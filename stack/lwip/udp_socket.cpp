@@ -67,6 +67,30 @@ void udp_socket::on_recv(void* arg, udp_pcb*, pbuf* p, const ip_addr_t* addr, u1
   s->eng_.changed();
 }
 
+namespace {
+
+// The same address, ignoring IPv6 zones (an ICMP message quotes addresses without one).
+bool same_address(const ip_addr_t& a, const ip_addr_t& b) {
+  if (IP_GET_TYPE(&a) != IP_GET_TYPE(&b)) return false;
+  if (IP_IS_V6_VAL(a)) return ip6_addr_cmp_zoneless(ip_2_ip6(&a), ip_2_ip6(&b));
+  return ip4_addr_cmp(ip_2_ip4(&a), ip_2_ip4(&b));
+}
+
+}  // namespace
+
+void udp_socket::port_unreachable(const netif* inp, const ip_addr_t& local, u16_t local_port,
+                                  const ip_addr_t& remote, u16_t remote_port) {
+  for (udp_pcb* pcb = udp_pcbs; pcb != nullptr; pcb = pcb->next) {
+    if (pcb->recv != &udp_socket::on_recv || pcb->recv_arg == nullptr) continue;
+    if ((pcb->flags & UDP_FLAGS_CONNECTED) == 0 || pcb->netif_idx != netif_get_index(inp)) continue;
+    if (pcb->local_port != local_port || pcb->remote_port != remote_port) continue;
+    if (!same_address(pcb->local_ip, local) || !same_address(pcb->remote_ip, remote)) continue;
+    auto* s = static_cast<udp_socket*>(pcb->recv_arg);
+    s->pending_error_ = ECONNREFUSED;
+    s->eng_.changed();
+  }
+}
+
 int udp_socket::bind_locked(ip_addr_t ip, uint16_t port) {
   if (bound_) return EINVAL;
   if (!host_.is_local(ip)) return EADDRNOTAVAIL;
@@ -140,8 +164,8 @@ int udp_socket::recv(void* buf, size_t len, int flags, const wait_spec& w_in, si
       "recvfrom");
   if (host_.down()) return ENETDOWN;  // crashed while waiting
   if (e != 0) return e;
+  if (pending_error_ != 0) return take_error();  // before queued datagrams, as Linux (even peeking)
   if (rx_.empty()) {
-    if (pending_error_ != 0) return take_error();
     if (from_len != nullptr) *from_len = 0;
     return 0;
   }
@@ -177,7 +201,6 @@ int udp_socket::send(const void* buf, size_t len, int flags, const wait_spec&, s
   std::unique_lock lk(eng_.mutex());
   eng_.enter(&host_);
   if (host_.down()) return ENETDOWN;
-  if (wr_shut_) return EPIPE;
   if (to == nullptr) {
     if (!connected_) return EDESTADDRREQ;
     ip = pcb_->remote_ip;
@@ -189,6 +212,10 @@ int udp_socket::send(const void* buf, size_t len, int flags, const wait_spec&, s
   if (!bound_) {
     if (int e = bind_locked(wildcard(), 0); e != 0) return e;
   }
+  // Linux's order: a pending error (ICMP port unreachable) is reported, and nothing sent, before
+  // shutdown's EPIPE, but after the address and size checks.
+  if (pending_error_ != 0) return take_error();
+  if (wr_shut_) return EPIPE;
   pbuf* p = pbuf_alloc(PBUF_TRANSPORT, static_cast<u16_t>(len), PBUF_RAM);
   if (p == nullptr) {
     eng_.count_memory_failure();

@@ -55,4 +55,10 @@ std::pair<socket, socket> Conformance::udp_pair(int family) {
   return {std::move(cli), std::move(srv)};
 }
 
+address Conformance::closed_udp_address(int family) {
+  socket probe(*server_, family, SOCK_DGRAM);
+  probe.bind({server_host(family), 0});
+  return dial_address(family, probe);
+}
+
 }  // namespace anysock::testing

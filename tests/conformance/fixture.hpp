@@ -57,6 +57,9 @@ class Conformance : public ::testing::TestWithParam<conformance_env> {
   std::pair<socket, socket> tcp_pair(int family = AF_INET);
   /// {client, server} UDP sockets, both bound; the server's address is reachable from the client.
   std::pair<socket, socket> udp_pair(int family = AF_INET);
+  /// Where the client reaches a UDP port of the server's host that nothing listens on (a port
+  /// just bound and closed again): a datagram sent there is answered by ICMP port unreachable.
+  address closed_udp_address(int family = AF_INET);
 
  private:
   std::shared_ptr<backend> server_;

@@ -1,8 +1,12 @@
 // Datagram sockets: sendto/recvfrom with sender addresses, truncation, empty datagrams, connected
-// UDP, MSG_PEEK, the three timeout modes on recvfrom, and the errors of sending without a peer.
+// UDP, MSG_PEEK, the three timeout modes on recvfrom, the errors of sending without a peer, and
+// the ICMP port unreachable a connected socket hears about (once) when its peer's port is closed.
 #include <array>
 #include <cerrno>
+#include <chrono>
+#include <exception>
 #include <string>
+#include <thread>
 
 #include "fixture.hpp"
 
@@ -34,6 +38,26 @@ void check_round_trip(backend& client_backend, int family, socket& cli, socket& 
   EXPECT_EQ(reply, "world");
   EXPECT_EQ(reply_from.host, to.host);
   EXPECT_EQ(reply_from.port, to.port);
+}
+
+// Waits (up to kGenerousWait) until `s` reports an error, without taking it: poll with no events
+// still reports POLLERR. The ICMP port unreachable may arrive after send() returned.
+void wait_for_error(socket& s) {
+  poller p;
+  p.add(s, 0);
+  auto ready = p.poll(kGenerousWait);
+  ASSERT_EQ(ready.size(), 1u) << "no error reported within " << kGenerousWait << " s";
+  EXPECT_TRUE(ready[0].second & POLLERR);
+}
+
+// A connected socket that sent to a closed port: the next recv raises ECONNREFUSED, and only that
+// one (the following recv times out as usual).
+void check_refused_once_on_recv(socket& cli) {
+  cli.settimeout(kGenerousWait);
+  EXPECT_EQ(cli.send("anyone?"), 7u);
+  EXPECT_EQ(errno_of([&] { cli.recv(100); }), ECONNREFUSED);
+  cli.settimeout(0.2);
+  EXPECT_THROW(cli.recv(100), anysock::timeout);
 }
 
 }  // namespace
@@ -185,6 +209,101 @@ TEST_P(Conformance, BroadcastHostNameConnectsToTheBroadcastAddressWithSoBroadcas
   with.setsockopt(SOL_SOCKET, SO_BROADCAST, 1);
   with.connect({"<broadcast>", 9});
   EXPECT_EQ(with.getpeername(), (address{"255.255.255.255", 9}));
+}
+
+// ---- ICMP port unreachable ----------------------------------------------------------------------
+
+TEST_P(Conformance, ConnectedUdpToAClosedPortRaisesEconnrefusedOnceOnTheNextRecv) {
+  socket cli(client(), AF_INET, SOCK_DGRAM);
+  cli.connect(closed_udp_address(AF_INET));
+  check_refused_once_on_recv(cli);
+}
+
+TEST_P(Conformance, ConnectedUdpToAClosedPortRaisesEconnrefusedOnceOnTheNextRecvOverIpv6) {
+  SKIP_UNLESS_FAMILY(AF_INET6);
+  socket cli(client(), AF_INET6, SOCK_DGRAM);
+  cli.connect(closed_udp_address(AF_INET6));
+  check_refused_once_on_recv(cli);
+}
+
+TEST_P(Conformance, ConnectedUdpToAClosedPortRaisesEconnrefusedOnceOnTheNextSend) {
+  socket cli(client(), AF_INET, SOCK_DGRAM);
+  cli.connect(closed_udp_address(AF_INET));
+  cli.send("anyone?");
+  wait_for_error(cli);
+  // The pending error makes the socket readable (and writable) for select, though nothing is
+  // queued.
+  auto ready = select({&cli}, {&cli}, {}, 0.0);
+  EXPECT_EQ(ready.read.size(), 1u);
+  EXPECT_EQ(ready.write.size(), 1u);
+
+  EXPECT_EQ(errno_of([&] { cli.send("again"); }), ECONNREFUSED);
+  EXPECT_EQ(cli.send("again"), 5u);  // reported once
+}
+
+TEST_P(Conformance, ConnectedUdpSoErrorReturnsAndClearsThePortUnreachable) {
+  socket cli(client(), AF_INET, SOCK_DGRAM);
+  cli.connect(closed_udp_address(AF_INET));
+  cli.send("anyone?");
+  wait_for_error(cli);
+  EXPECT_EQ(cli.getsockopt(SOL_SOCKET, SO_ERROR), ECONNREFUSED);
+  EXPECT_EQ(cli.getsockopt(SOL_SOCKET, SO_ERROR), 0);
+  cli.settimeout(0.2);
+  EXPECT_THROW(cli.recv(100), anysock::timeout);
+}
+
+TEST_P(Conformance, UdpRecvBlockedWhenThePortUnreachableArrivesRaisesEconnrefused) {
+  socket cli(client(), AF_INET, SOCK_DGRAM);
+  cli.connect(closed_udp_address(AF_INET));
+  cli.settimeout(kGenerousWait);
+  std::exception_ptr send_failure;
+  std::thread sender([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // let recv block first
+    try {
+      cli.send("anyone?");
+    } catch (...) {
+      send_failure = std::current_exception();
+    }
+  });
+  EXPECT_EQ(errno_of([&] { cli.recv(100); }), ECONNREFUSED);
+  sender.join();
+  EXPECT_FALSE(send_failure);
+}
+
+TEST_P(Conformance, ConnectedUdpReportsThePortUnreachableBeforeQueuedDatagrams) {
+  auto [cli, srv] = udp_pair();
+  cli.settimeout(kGenerousWait);
+  cli.connect(dial_address(AF_INET, srv));
+  cli.send("hi");
+  auto [data, cli_seen] = srv.recvfrom(100);
+  ASSERT_EQ(data, "hi");
+  srv.sendto("queued", cli_seen);
+  poller p;
+  p.add(cli, POLLIN);
+  ASSERT_EQ(p.poll(kGenerousWait).size(), 1u);  // "queued" has arrived
+  srv.close();
+
+  cli.send("anyone?");
+  wait_for_error(cli);
+  EXPECT_EQ(errno_of([&] { cli.recv(100); }), ECONNREFUSED);
+  EXPECT_EQ(cli.recv(100), "queued");
+}
+
+TEST_P(Conformance, UnconnectedUdpIsNotToldThatTheDestinationPortIsClosed) {
+  auto [cli, srv] = udp_pair();
+  cli.sendto("anyone?", closed_udp_address(AF_INET));
+  cli.settimeout(0.3);
+  EXPECT_THROW(cli.recvfrom(100), anysock::timeout);
+  EXPECT_EQ(cli.getsockopt(SOL_SOCKET, SO_ERROR), 0);
+}
+
+TEST_P(Conformance, ConnectedUdpIsNotToldAboutAClosedPortOtherThanItsPeer) {
+  auto [cli, srv] = udp_pair();
+  cli.connect(dial_address(AF_INET, srv));
+  cli.sendto("anyone?", closed_udp_address(AF_INET));
+  cli.settimeout(0.3);
+  EXPECT_THROW(cli.recv(100), anysock::timeout);
+  EXPECT_EQ(cli.getsockopt(SOL_SOCKET, SO_ERROR), 0);
 }
 
 }  // namespace anysock::testing

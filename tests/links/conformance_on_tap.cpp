@@ -36,6 +36,12 @@ class tap_environment : public ::testing::Environment {
     // A default route, as a machine has one: the kernel refuses to even address the limited
     // broadcast (255.255.255.255) without a route for it.
     ASSERT_EQ(shell("ip route add default via " + kTap.lwip_ip4()), "");
+    // The kernel sends at most 6 ICMP port unreachables to one peer, then one a second; the UDP
+    // cases expect one for each datagram they send to a closed port. (Per namespace: ours.)
+    for (const char* knob :
+         {"/proc/sys/net/ipv4/icmp_ratelimit", "/proc/sys/net/ipv6/icmp/ratelimit"}) {
+      std::ofstream(knob) << "0\n";
+    }
     // Names for both directions (the kernel's resolver reads /etc/hosts; this namespace has its
     // own mounts, so the machine's file is untouched).
     // One file per process: ctest runs several of these at once.

@@ -35,6 +35,13 @@ struct tcp_hdr;
 struct pbuf;
 signed char anysock_lwip_tcp_inpacket(struct tcp_pcb* pcb, struct tcp_hdr* hdr, struct pbuf* p);
 
+/* LWIP_HOOK_IP4_INPUT / LWIP_HOOK_IP6_INPUT: see every packet netif inp receives (p->payload at
+ * the IP header, only the version checked yet) before lwIP does. The engine reads ICMP port
+ * unreachable messages for its connected UDP sockets (icmp_errors.cpp). Nonzero would mean the hook
+ * consumed (and freed) the packet; ours return 0 and lwIP goes on with it. */
+int anysock_lwip_ip4_input(struct pbuf* p, struct netif* inp);
+int anysock_lwip_ip6_input(struct pbuf* p, struct netif* inp);
+
 #ifdef __cplusplus
 }
 #endif

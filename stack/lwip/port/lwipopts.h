@@ -145,6 +145,10 @@
 #define LWIP_HOOK_FILENAME "anysock_lwip_hooks.h"
 #define LWIP_HOOK_IP4_ROUTE_SRC(src, dest) anysock_lwip_ip4_route_src((src), (dest))
 #define LWIP_HOOK_IP6_ROUTE(src, dest) anysock_lwip_ip6_route((src), (dest))
+/* Every received packet is shown to the engine first, which tells a connected UDP socket about an
+ * ICMP port unreachable for it (lwIP itself never tells UDP pcbs about ICMP errors). */
+#define LWIP_HOOK_IP4_INPUT(p, inp) anysock_lwip_ip4_input((p), (inp))
+#define LWIP_HOOK_IP6_INPUT(p, inp) anysock_lwip_ip6_input((p), (inp))
 
 /* ---- UDP ------------------------------------------------------------------------------------ */
 #define LWIP_UDP 1

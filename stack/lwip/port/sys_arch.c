@@ -64,6 +64,19 @@ ANYSOCK_WEAK struct netif* anysock_lwip_ip6_route(const struct ip6_addr* src,
   return NULL;
 }
 
+/* Received packets go to lwIP untouched. */
+ANYSOCK_WEAK int anysock_lwip_ip4_input(struct pbuf* p, struct netif* inp) {
+  (void)p;
+  (void)inp;
+  return 0;
+}
+
+ANYSOCK_WEAK int anysock_lwip_ip6_input(struct pbuf* p, struct netif* inp) {
+  (void)p;
+  (void)inp;
+  return 0;
+}
+
 /* Without the engine (lwIP linked alone, as in its build test): sequence numbers from the
  * generator. The engine replaces this with a keyed hash (RFC 6528). */
 ANYSOCK_WEAK unsigned int anysock_lwip_tcp_isn(const struct ip_addr* local_ip,
