@@ -52,6 +52,7 @@ short ethernet_link::poll_events() const {
 void ethernet_link::add_counters(lwip::link_counters& c) const {
   const drivers::link_stats os = link_->stats();
   c.drops += drops_ + os.rx_dropped + os.tx_dropped;
+  c.oversize += oversize_;
   c.rx_bursts += rx_bursts_;
   c.tx_flushes += tx_flushes_;
   c.wakeups += wakeups_;
@@ -93,8 +94,15 @@ size_t ethernet_link::receive(size_t budget) {
   while (total < budget) {
     const size_t want = std::min(kBurst, budget - total);
     received_.clear();
-    drivers::burst b = link_->receive(want, [this](drivers::frame f) {
+    // The longest frame the host takes: its MTU, the Ethernet header and one VLAN tag. Anything
+    // longer is dropped and counted (a pbuf's length is 16 bits: never narrow an unchecked size).
+    const size_t max_frame = std::min<size_t>(host_->config().mtu, 0xffff) + kEthernetHeader + 4;
+    drivers::burst b = link_->receive(want, [this, max_frame](drivers::frame f) {
       if (f.size() <= kEthernetHeader) return;
+      if (f.size() > max_frame) {
+        ++oversize_;
+        return;
+      }
       // Another station's unicast (the drivers run promiscuous on a shared segment).
       if ((f[0] & 1) == 0 && std::memcmp(f.data(), mac_, sizeof mac_) != 0) return;
       pbuf* p = pbuf_alloc(PBUF_RAW, static_cast<u16_t>(f.size()), PBUF_RAM);

@@ -81,7 +81,8 @@ class ethernet_link final : public medium {
   bool stalled_ = false;    // the driver said EAGAIN: wait for POLLOUT
   bool failed_ = false;
   bool down_ = false;
-  uint64_t drops_ = 0;  // refused by the driver, no memory, too many waiting for room
+  uint64_t drops_ = 0;     // refused by the driver, no memory, too many waiting for room
+  uint64_t oversize_ = 0;  // received frames longer than the MTU allows, dropped
   uint64_t rx_bursts_ = 0;
   uint64_t tx_flushes_ = 0;
   uint64_t wakeups_ = 0;
