@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <stdexcept>
 
 #include "sockaddr.hpp"
@@ -17,7 +18,12 @@ namespace anysock {
 namespace detail {
 
 void check_timeout(std::optional<double> t) {
-  if (t && (std::isnan(*t) || *t < 0)) throw std::invalid_argument("Timeout value out of range");
+  if (!t) return;
+  // CPython's rules: NaN and negative values are ValueError; anything a 64-bit count of
+  // nanoseconds cannot hold (inf included) is OverflowError.
+  if (std::isnan(*t)) throw std::invalid_argument("Invalid value NaN (not a number)");
+  if (*t < 0) throw std::invalid_argument("Timeout value out of range");
+  if (*t > kMaxTimeout) throw std::invalid_argument("timestamp out of range for platform time_t");
 }
 
 void socket_state::set_timeout(std::optional<double> t) {
@@ -232,7 +238,19 @@ socket_stream socket::makefile(std::string_view mode, int bufsize) {
   return socket_stream(keep, readable, writable, size);
 }
 
+namespace {
+
+// A receive buffer larger than any read can fill (CPython raises before allocating it).
+void check_bufsize(size_t bufsize) {
+  if (bufsize > static_cast<size_t>(std::numeric_limits<ssize_t>::max())) {
+    throw std::invalid_argument("buffersize too large");
+  }
+}
+
+}  // namespace
+
 std::string socket::recv(size_t bufsize, int flags) {
+  check_bufsize(bufsize);
   std::string out(bufsize, '\0');
   out.resize(recv_into(out.data(), bufsize, flags));
   return out;
@@ -251,6 +269,7 @@ size_t socket::recv_into(std::span<std::byte> buf, int flags) {
 }
 
 std::pair<std::string, address> socket::recvfrom(size_t bufsize, int flags) {
+  check_bufsize(bufsize);
   std::string out(bufsize, '\0');
   auto [n, from] = recvfrom_into(out.data(), bufsize, flags);
   out.resize(n);

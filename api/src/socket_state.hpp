@@ -36,7 +36,9 @@ struct socket_state {
 
 /// Raises anysock::timeout for wait_timed_out, anysock::error(err, context) for an errno.
 [[noreturn]] void raise_io(int err, const char* what);
-/// Throws std::invalid_argument unless `t` is a valid timeout (finite and >= 0).
+/// The longest timeout in seconds: what CPython's 64-bit nanosecond clock type holds.
+inline constexpr double kMaxTimeout = 9223372036.854775807;
+/// Throws std::invalid_argument unless `t` is a valid timeout (0 <= t <= kMaxTimeout; not NaN).
 void check_timeout(std::optional<double> t);
 
 /// Grants library code access to a socket's private state.

@@ -56,7 +56,10 @@ double monotonic_seconds() {
 }
 
 std::chrono::steady_clock::time_point steady_at(double seconds) {
-  // steady_clock is CLOCK_MONOTONIC on Linux: the same clock as monotonic_seconds().
+  // steady_clock is CLOCK_MONOTONIC on Linux: the same clock as monotonic_seconds(). Deadlines
+  // past a century are a century away (the nanosecond count would overflow: a wait that returned
+  // at once, and a waiter that spun).
+  seconds = std::min(seconds, monotonic_seconds() + 100 * 365.25 * 86400);
   return std::chrono::steady_clock::time_point(
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(seconds)));
 }

@@ -2,9 +2,13 @@
 // would wait raise error EAGAIN) and timeout mode (> 0: calls that wait too long raise
 // anysock::timeout), the process default timeout, and how each mode shows in recv, accept,
 // sendall and connect.
+#include <pthread.h>
+#include <time.h>
+
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <future>
 #include <limits>
 #include <optional>
@@ -97,6 +101,55 @@ TEST_P(Conformance, NegativeOrNanTimeoutsAreInvalid) {
   EXPECT_EQ(s.gettimeout(), std::optional<double>(1.0));  // unchanged
   EXPECT_THROW(setdefaulttimeout(-1.0), std::invalid_argument);
   EXPECT_THROW(setdefaulttimeout(std::numeric_limits<double>::quiet_NaN()), std::invalid_argument);
+}
+
+TEST_P(Conformance, TimeoutsTooLargeForCpythonAreInvalid) {
+  // CPython: OverflowError past its 64-bit count of nanoseconds (about 9.2e9 s), inf included.
+  const double inf = std::numeric_limits<double>::infinity();
+  socket s(client(), AF_INET, SOCK_STREAM);
+  for (double bad : {inf, 1e10, 9.3e9}) {
+    EXPECT_THROW(s.settimeout(bad), std::invalid_argument) << bad;
+    EXPECT_THROW(setdefaulttimeout(bad), std::invalid_argument) << bad;
+  }
+  EXPECT_EQ(s.gettimeout(), getdefaulttimeout());  // unchanged
+  backend_scope scope(client());
+  EXPECT_THROW(create_connection({"127.0.0.1", 9}, inf), std::invalid_argument);
+  EXPECT_NO_THROW(s.settimeout(9.2e9));
+  EXPECT_EQ(s.gettimeout(), std::optional<double>(9.2e9));
+}
+
+TEST_P(Conformance, AHugeTimeoutWaitsAsleepUntilDataArrives) {
+  // The largest accepted timeout must wait like any other: no EINVAL from the OS, no deadline
+  // that overflowed into the past (which made the waiter spin a CPU).
+  auto [c, s] = tcp_pair();
+  s.settimeout(9.2e9);
+  std::promise<clockid_t> clock;
+  std::future<clockid_t> clock_ready = clock.get_future();
+  std::future<std::string> got = std::async(std::launch::async, [&] {
+    clockid_t id;
+    pthread_getcpuclockid(pthread_self(), &id);
+    clock.set_value(id);
+    return s.recv(64);
+  });
+  const clockid_t reader = clock_ready.get();
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  timespec before{}, after{};
+  clock_gettime(reader, &before);
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  clock_gettime(reader, &after);
+  const double cpu = static_cast<double>(after.tv_sec - before.tv_sec) +
+                     static_cast<double>(after.tv_nsec - before.tv_nsec) * 1e-9;
+  EXPECT_EQ(got.wait_for(std::chrono::seconds(0)), std::future_status::timeout) << "returned";
+  EXPECT_LT(cpu, 0.2) << "the blocked reader used " << cpu << " s of CPU in 0.4 s";
+  c.sendall("wake up");
+  ASSERT_EQ(got.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  EXPECT_EQ(got.get(), "wake up");
+}
+
+TEST_P(Conformance, RecvOfABufferNoReadCouldFillIsInvalid) {
+  auto [c, s] = tcp_pair();
+  EXPECT_THROW(c.recv(SIZE_MAX), std::invalid_argument);
+  EXPECT_THROW(c.recvfrom(SIZE_MAX), std::invalid_argument);
 }
 
 // ---- non-blocking mode --------------------------------------------------------------------------

@@ -93,6 +93,7 @@ class socket {
   /// 0 = unbuffered. Raises error(EINVAL) on a non-blocking socket.
   socket_stream makefile(std::string_view mode = "r", int bufsize = -1);
   /// Up to bufsize bytes; "" at end of stream. recv(0) waits like any receive, then returns "".
+  /// A bufsize no read could fill (> SSIZE_MAX) is std::invalid_argument.
   std::string recv(size_t bufsize, int flags = 0);
   size_t recv_into(void* buf, size_t nbytes, int flags = 0);
   size_t recv_into(std::span<std::byte> buf, int flags = 0);
@@ -106,7 +107,8 @@ class socket {
   size_t sendto(std::string_view data, int flags, const address& addr);
   /// setblocking(true) == settimeout(nullopt); setblocking(false) == settimeout(0.0).
   void setblocking(bool flag);
-  /// nullopt = blocking, 0 = non-blocking, > 0 = timeout in seconds. Negative: invalid_argument.
+  /// nullopt = blocking, 0 = non-blocking, > 0 = timeout in seconds. What CPython refuses is
+  /// std::invalid_argument: negative, NaN, or more than ~9.2e9 s (its 64-bit nanoseconds; inf).
   void settimeout(std::optional<double> seconds);
   std::optional<double> gettimeout() const;
   /// SHUT_RD, SHUT_WR or SHUT_RDWR; anything else raises error(EINVAL), as the OS does.
