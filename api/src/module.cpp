@@ -18,7 +18,16 @@ namespace {
 
 std::atomic<double> default_timeout{-1.0};  // < 0: None (blocking)
 
-std::string port_text(uint16_t port) { return std::to_string(port); }
+std::string port_text(int port) {
+  detail::check_port(port);
+  return std::to_string(port);
+}
+
+// Names enter the resolver as C strings: a NUL would silently cut them short.
+void check_names(const std::optional<std::string>& host, const std::optional<std::string>& port) {
+  if (host) detail::check_name(*host, "host name");
+  if (port) detail::check_name(*port, "service name");
+}
 
 }  // namespace
 
@@ -38,6 +47,7 @@ bool has_ipv6() { return default_backend().has_family(AF_INET6); }
 std::vector<addr_info> getaddrinfo(const std::optional<std::string>& host,
                                    const std::optional<std::string>& port, int family, int type,
                                    int proto, int flags) {
+  check_names(host, port);
   return default_backend().getaddrinfo(host ? host->c_str() : nullptr,
                                        port ? port->c_str() : nullptr, family, type, proto, flags);
 }
@@ -49,6 +59,7 @@ std::vector<addr_info> getaddrinfo(const std::optional<std::string>& host, uint1
 
 std::pair<std::string, std::string> getnameinfo(const address& addr, int flags) {
   backend& b = default_backend();
+  detail::check_name(addr.host, "host name");
   // Python resolves the host first and insists on exactly one address.
   auto infos = b.getaddrinfo(addr.host.c_str(), port_text(addr.port).c_str(), AF_UNSPEC, SOCK_DGRAM,
                              0, AI_NUMERICHOST);
@@ -72,16 +83,19 @@ std::string gethostbyname(const std::string& name) {
 }
 
 host_entry gethostbyname_ex(const std::string& name) {
+  detail::check_name(name, "host name");
   return default_backend().gethostbyname_ex(name);
 }
 
 host_entry gethostbyaddr(const std::string& ip_or_name) {
+  detail::check_name(ip_or_name, "host name");
   return default_backend().gethostbyaddr(ip_or_name);
 }
 
 std::string gethostname() { return default_backend().gethostname(); }
 
 std::string getfqdn(const std::string& name_in) {
+  detail::check_name(name_in, "host name");
   std::string name = name_in;
   while (!name.empty() && std::isspace(static_cast<unsigned char>(name.front()))) name.erase(0, 1);
   while (!name.empty() && std::isspace(static_cast<unsigned char>(name.back()))) name.pop_back();
@@ -100,6 +114,7 @@ std::string getfqdn(const std::string& name_in) {
 }
 
 int getprotobyname(const std::string& name) {
+  detail::check_name(name, "protocol name");
   protoent entry{};
   protoent* result = nullptr;
   std::array<char, 1024> buf{};
@@ -111,6 +126,8 @@ int getprotobyname(const std::string& name) {
 }
 
 uint16_t getservbyname(const std::string& name, const std::string& proto) {
+  detail::check_name(name, "service name");
+  detail::check_name(proto, "protocol name");
   servent entry{};
   servent* result = nullptr;
   std::array<char, 1024> buf{};
@@ -123,6 +140,7 @@ uint16_t getservbyname(const std::string& name, const std::string& proto) {
 }
 
 std::string getservbyport(uint16_t port, const std::string& proto) {
+  detail::check_name(proto, "protocol name");
   servent entry{};
   servent* result = nullptr;
   std::array<char, 1024> buf{};

@@ -17,7 +17,7 @@ namespace {
 bool parse_ipv4(const address& a, sockaddr_any& out) {
   sockaddr_in sin{};
   sin.sin_family = AF_INET;
-  sin.sin_port = htons(a.port);
+  sin.sin_port = htons(static_cast<uint16_t>(a.port));
   if (a.host.empty()) {
     sin.sin_addr.s_addr = htonl(INADDR_ANY);
   } else if (a.host == "<broadcast>") {
@@ -33,7 +33,7 @@ bool parse_ipv4(const address& a, sockaddr_any& out) {
 bool parse_ipv6(const address& a, sockaddr_any& out) {
   sockaddr_in6 sin6{};
   sin6.sin6_family = AF_INET6;
-  sin6.sin6_port = htons(a.port);
+  sin6.sin6_port = htons(static_cast<uint16_t>(a.port));
   sin6.sin6_flowinfo = htonl(a.flowinfo);
   sin6.sin6_scope_id = a.scope_id;
   std::string host = a.host;
@@ -74,7 +74,27 @@ void parse_unix(const address& a, sockaddr_any& out) {
 
 }  // namespace
 
+void check_inet_address(int family, const address& a) {
+  if (family != AF_INET && family != AF_INET6) return;  // AF_UNIX: abstract names start with NUL
+  check_name(a.host, "host name");
+  check_port(a.port);
+  if (family == AF_INET6 && a.flowinfo > 0xfffff) {
+    throw std::invalid_argument("flowinfo must be 0-1048575");
+  }
+}
+
+void check_name(std::string_view name, const char* what) {
+  if (name.find('\0') != std::string_view::npos) {
+    throw std::invalid_argument(std::string(what) + " must not contain a null character");
+  }
+}
+
+void check_port(int port) {
+  if (port < 0 || port > 65535) throw std::invalid_argument("port must be 0-65535");
+}
+
 bool parse_numeric(int family, const address& addr, sockaddr_any& out) {
+  check_inet_address(family, addr);
   switch (family) {
     case AF_INET:
       return parse_ipv4(addr, out);
@@ -90,10 +110,7 @@ bool parse_numeric(int family, const address& addr, sockaddr_any& out) {
 
 sockaddr_any to_sockaddr(backend& b, int family, const address& addr) {
   sockaddr_any out;
-  if (parse_numeric(family, addr, out)) return out;
-  if (addr.host.find('\0') != std::string::npos) {
-    throw std::invalid_argument("host name contains a NUL character");
-  }
+  if (parse_numeric(family, addr, out)) return out;  // checks the address first
   // A name: resolve it for this family, as Python's setipaddr does.
   auto results = b.getaddrinfo(addr.host.c_str(), nullptr, family, 0, 0, 0);
   if (results.empty()) throw gaierror(EAI_NONAME, addr.host);

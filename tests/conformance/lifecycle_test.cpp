@@ -227,4 +227,55 @@ TEST_P(Conformance, ClosingASocketWhileAnotherThreadIsBlockedInItIsSafe) {
   EXPECT_TRUE(outcome == "timeout" || outcome == "error " + std::to_string(EBADF)) << outcome;
 }
 
+TEST_P(Conformance, AHostNameWithANulCharacterIsRefusedWhereverANameEnters) {
+  // C strings would cut "127.0.0.1\0.allowed.example.com" short and reach 127.0.0.1.
+  using namespace std::string_literals;
+  const std::string sneaky = "127.0.0.1\0.allowed.example.com"s;
+  const std::string local = "localhost\0.example.com"s;
+  socket l = listener();
+  const int port = l.getsockname().port;
+  socket c(client(), AF_INET, SOCK_STREAM);
+  EXPECT_THROW(c.connect({sneaky, port}), std::invalid_argument);
+  EXPECT_THROW(c.connect_ex({sneaky, port}), std::invalid_argument);
+  EXPECT_THROW(c.bind({sneaky, 0}), std::invalid_argument);
+  socket u(client(), AF_INET, SOCK_DGRAM);
+  EXPECT_THROW(u.sendto("x", {sneaky, port}), std::invalid_argument);
+  backend_scope scope(client());
+  EXPECT_THROW(getaddrinfo(local, std::nullopt), std::invalid_argument);
+  EXPECT_THROW(getaddrinfo(std::string("localhost"),
+                           "8\0"s
+                           "0"),
+               std::invalid_argument);
+  EXPECT_THROW(gethostbyname(local), std::invalid_argument);
+  EXPECT_THROW(gethostbyname_ex(local), std::invalid_argument);
+  EXPECT_THROW(gethostbyaddr(sneaky), std::invalid_argument);
+  EXPECT_THROW(getfqdn(local), std::invalid_argument);
+  EXPECT_THROW(getnameinfo({sneaky, 80}, 0), std::invalid_argument);
+  EXPECT_THROW(create_connection({sneaky, port}, kGenerousWait), std::invalid_argument);
+  EXPECT_THROW(getservbyname("ht\0tp"s), std::invalid_argument);
+  // The socket is untouched: it still connects to the real address.
+  EXPECT_EQ(errno_of([&] { c.connect(dial_address(AF_INET, l)); }), 0);
+}
+
+TEST_P(Conformance, APortOutsideZeroTo65535IsRefusedNotTruncated) {
+  socket l = listener();
+  socket c(client(), AF_INET, SOCK_STREAM);
+  // 70000 would become 4464 if narrowed.
+  EXPECT_THROW(c.bind({"", 70000}), std::invalid_argument);
+  EXPECT_THROW(c.bind({"", -1}), std::invalid_argument);
+  EXPECT_THROW(c.connect({dial_host(AF_INET), 65536 + l.getsockname().port}),
+               std::invalid_argument);
+  socket u(client(), AF_INET, SOCK_DGRAM);
+  EXPECT_THROW(u.sendto("x", {dial_host(AF_INET), 70000}), std::invalid_argument);
+  backend_scope scope(client());
+  EXPECT_THROW(create_connection({dial_host(AF_INET), 70000}, kGenerousWait),
+               std::invalid_argument);
+  EXPECT_THROW(getnameinfo({"127.0.0.1", 70000}, NI_NUMERICHOST), std::invalid_argument);
+  EXPECT_EQ(errno_of([&] { c.bind({"", 0}); }), 0);  // unchanged by the refusals
+  if (family_available(AF_INET6)) {
+    socket six(client(), AF_INET6, SOCK_STREAM);
+    EXPECT_THROW(six.bind({"::1", 0, 1u << 20, 0}), std::invalid_argument);  // flowinfo
+  }
+}
+
 }  // namespace anysock::testing

@@ -10,10 +10,12 @@ namespace anysock {
 /// A socket address. AF_INET uses {host, port}; AF_INET6 all four fields; AF_UNIX puts the path in
 /// `host` (a leading '\0' names Linux's abstract namespace). For IPv4, "" means INADDR_ANY and
 /// "<broadcast>" INADDR_BROADCAST; a name that is not numeric is resolved through the socket's
-/// backend. Addresses returned by anysock are always numeric.
+/// backend. Addresses returned by anysock are always numeric. Where an address is used, a port
+/// outside 0–65535, an IPv6 flowinfo past 0xfffff or a host name with a NUL character (AF_INET,
+/// AF_INET6) is std::invalid_argument, as CPython refuses them.
 struct address {
   std::string host;
-  uint16_t port = 0;
+  int port = 0;  ///< 0–65535; an int so that an out-of-range port is refused, not truncated
   uint32_t flowinfo = 0;
   uint32_t scope_id = 0;
 
