@@ -18,6 +18,34 @@
 #include "lwip/prot/ip6.h"
 
 namespace anysock::lwip_detail {
+namespace {
+
+// Which datagram `p` (a whole packet in one piece) is a fragment of: its addresses and
+// identification, or "" when it is not a fragment.
+std::string fragment_key(const pbuf* p, bool ipv6) {
+  const auto* bytes = static_cast<const uint8_t*>(p->payload);
+  if (ipv6) {
+    // lwIP puts the fragment header right after the fixed header.
+    if (p->len < IP6_HLEN + 8 ||
+        IP6H_NEXTH(static_cast<const ip6_hdr*>(p->payload)) != IP6_NEXTH_FRAGMENT) {
+      return "";
+    }
+    std::string key(1, '6');
+    key.append(reinterpret_cast<const char*>(bytes + 8), 32);            // source, destination
+    key.append(reinterpret_cast<const char*>(bytes + IP6_HLEN + 4), 4);  // identification
+    return key;
+  }
+  if (p->len < IP_HLEN) return "";
+  const auto* hdr = static_cast<const ip_hdr*>(p->payload);
+  if ((lwip_ntohs(IPH_OFFSET(hdr)) & (IP_MF | IP_OFFMASK)) == 0) return "";
+  std::string key(1, '4');
+  key.append(reinterpret_cast<const char*>(bytes + 12), 8);  // source, destination
+  key.append(reinterpret_cast<const char*>(bytes + 4), 2);   // identification
+  key.push_back(static_cast<char>(IPH_PROTO(hdr)));
+  return key;
+}
+
+}  // namespace
 
 sim_link::~sim_link() {
   for (auto& pk : queue_) pbuf_free(pk.p);
@@ -237,11 +265,25 @@ bool sim_link::transmit_simulated(host* from, host* to, pbuf* p, bool ipv6) {
     if (copy == nullptr) copy = copy_of(from, p);
     if (copy == nullptr) return false;
     if (corrupt) {
-      // One bit anywhere in the packet (headers included): checksums must catch it.
+      // One bit anywhere in the packet (headers included): checksums must catch it. So a
+      // fragmented datagram gets one flipped bit at most, in whichever of its fragments (or their
+      // copies) comes first: two flips in different fragments cancel out in the ones'-complement
+      // checksum of the reassembled datagram about once in 32 (the same bit of a 16-bit word,
+      // one set and one cleared), and the damage would reach the application.
       const uint64_t bit = next_random() % (static_cast<uint64_t>(copy->tot_len) * 8);
-      auto* bytes = static_cast<uint8_t*>(copy->payload);  // a PBUF_RAM copy is one piece
-      bytes[bit / 8] ^= static_cast<uint8_t>(1u << (bit % 8));
-      ++stats_.corrupted;
+      const std::string datagram = fragment_key(copy, ipv6);
+      if (datagram.empty() || std::find(corrupted_datagrams_.begin(), corrupted_datagrams_.end(),
+                                        datagram) == corrupted_datagrams_.end()) {
+        if (!datagram.empty()) {
+          corrupted_datagrams_.push_back(datagram);
+          if (corrupted_datagrams_.size() > kCorruptedDatagramsKept) {
+            corrupted_datagrams_.pop_front();
+          }
+        }
+        auto* bytes = static_cast<uint8_t*>(copy->payload);  // a PBUF_RAM copy is one piece
+        bytes[bit / 8] ^= static_cast<uint8_t>(1u << (bit % 8));
+        ++stats_.corrupted;
+      }
     }
     enqueue(copy, to, due);
   }

@@ -88,6 +88,10 @@ class sim_link final : public medium {
   void enqueue(pbuf* p, host* to, int64_t due_ns);
   uint64_t next_random();
   double uniform() { return static_cast<double>(next_random() >> 11) * 0x1.0p-53; }
+  // Fragmented datagrams that already got their one flipped bit (transmit_simulated), the most
+  // recent ones: a datagram's fragments leave together.
+  static constexpr size_t kCorruptedDatagramsKept = 64;
+  std::deque<std::string> corrupted_datagrams_;
 
   struct packet {
     int64_t due_ns;

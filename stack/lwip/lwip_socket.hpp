@@ -103,6 +103,17 @@ class tcp_socket final : public lwip_socket {
   static void on_err(void* arg, err_t err);
   static err_t on_connected(void* arg, tcp_pcb* pcb, err_t err);
   static err_t on_accept(void* arg, tcp_pcb* pcb, err_t err);
+  static void on_delayed_ack(void* arg);
+
+  // Acknowledgements timed as Linux times them (engine lock held): of data `p` lwIP just
+  // received (on_recv), once the application has read everything (take_out), and what sending
+  // tells about the connection (send_locked, send_chunked).
+  void time_ack(tcp_pcb* pcb, const pbuf* p);
+  void ack_if_read_all();
+  void note_sent();
+  /// Arms the delayed-ACK timer to fire in `ms` ms, or leaves it if it fires as soon already.
+  void arm_delayed_ack(u32_t ms);
+  void cancel_delayed_ack();
 
   int ensure_pcb();
   void attach(tcp_pcb* pcb);
@@ -130,7 +141,20 @@ class tcp_socket final : public lwip_socket {
   bool keepalive_ = false;
   int keep_idle_ = 7200, keep_intvl_ = 75, keep_cnt_ = 9;  // seconds, as Linux
   int backlog_ = 0;
-  uint64_t acks_seen_ = 0;               // sent-callbacks so far
+  uint64_t acks_seen_ = 0;  // sent-callbacks so far
+  // Acknowledgement timing (time_ack): immediate ACKs left in quick-ack mode, whether data arrived
+  // on this connection yet and when last (sys_now() ms), whether the delayed-ACK timer is armed
+  // and when it fires, whether we answer the peer's data within the delayed-ACK time (Linux's
+  // "pingpong" mode), whether a full-sized segment arrived since we last sent, and whether the
+  // data last received (all that waits for an ACK when one is delayed) is shorter than a segment.
+  int quick_acks_ = 0;
+  bool data_seen_ = false;
+  uint32_t last_data_ms_ = 0;
+  bool delayed_ack_armed_ = false;
+  uint32_t delayed_ack_due_ms_ = 0;
+  bool interactive_ = false;
+  bool peer_streamed_ = false;
+  bool pending_short_ = false;
   std::optional<uint64_t> memory_wait_;  // a send waits for an ack because memory ran out
   linger linger_{};                      // SO_LINGER: {1, 0} makes close() reset the connection
   std::deque<pbuf*> rx_;

@@ -3,6 +3,10 @@
 // State lives here, not in the pcb: lwIP frees a pcb on reset or timeout (then pcb_ is null and
 // `closed_` set), and received data waits in rx_ until the application reads it — the window is
 // reopened (tcp_recved) only for bytes actually read, so the peer can never overrun us.
+//
+// Acknowledgements are timed as Linux times them (time_ack, ack_if_read_all), not by lwIP's 250 ms
+// delayed-ACK tick: with Nagle's algorithm the peer's second small write waits for our ACK of its
+// first.
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -15,6 +19,8 @@
 #include "lwip/pbuf.h"
 #include "lwip/priv/tcp_priv.h"
 #include "lwip/stats.h"
+#include "lwip/sys.h"
+#include "lwip/timeouts.h"
 #include "lwip_socket.hpp"
 
 namespace anysock::lwip_detail {
@@ -95,6 +101,14 @@ constexpr size_t kMaxWrite = 0xffff;
 constexpr size_t kChunkedMin = 32 * 1024;
 constexpr size_t kChunkMax = 512 * 1024;
 
+// Linux's acknowledgement timing (net/ipv4/tcp_input.c): at most this many immediate ACKs in
+// quick-ack mode (TCP_MAX_QUICKACKS), and a delayed ACK waits at most this long (TCP_DELACK_MIN,
+// its limit on a path with a small round-trip time).
+constexpr int kMaxQuickAcks = 16;
+constexpr u32_t kDelayedAckMs = 40;
+// How soon a full-sized segment the application has read is acknowledged (ack_if_read_all).
+constexpr u32_t kStreamAckMs = 1;
+
 }  // namespace
 
 tcp_socket::tcp_socket(host& h, int family, tcp_pcb* accepted) : lwip_socket(h, family) {
@@ -119,6 +133,7 @@ tcp_socket::~tcp_socket() {
     }
   }
   unaccepted.swap(accept_queue_);
+  cancel_delayed_ack();
   bool closing_gracefully = false;
   if (pcb_ != nullptr) {
     tcp_pcb* p = pcb_;
@@ -152,6 +167,11 @@ tcp_socket::~tcp_socket() {
 
 void tcp_socket::attach(tcp_pcb* pcb) {
   pcb_ = pcb;
+  quick_acks_ = 0;
+  data_seen_ = false;
+  interactive_ = false;
+  peer_streamed_ = false;
+  pending_short_ = false;
   tcp_arg(pcb, this);
   if (pcb->state == LISTEN) {
     tcp_accept(pcb, &tcp_socket::on_accept);
@@ -163,6 +183,7 @@ void tcp_socket::attach(tcp_pcb* pcb) {
 }
 
 void tcp_socket::detach_pcb() {
+  cancel_delayed_ack();
   if (pcb_ == nullptr) return;
   tcp_arg(pcb_, nullptr);
   if (pcb_->state == LISTEN) {
@@ -236,9 +257,91 @@ err_t tcp_socket::on_recv(void* arg, tcp_pcb* pcb, pbuf* p, err_t err) {
   } else {
     s->rx_bytes_ += p->tot_len;
     s->rx_.push_back(p);
+    s->time_ack(pcb, p);
   }
   s->eng_.changed();
   return ERR_OK;
+}
+
+void tcp_socket::time_ack(tcp_pcb* pcb, const pbuf* p) {
+  // lwIP has just acknowledged the data in its way (tcp_receive): every second segment at once
+  // (TF_ACK_NOW), a first one later (TF_ACK_DELAY), by its 250 ms tick unless data leaves first
+  // and carries the ACK. Linux acknowledges at once in quick-ack mode: from the first data of a
+  // connection, and again after a silence longer than the retransmission timeout (the sender
+  // may be restarting from a small window), for up to 16 segments, fewer if the window holds
+  // fewer than 32 (rcv_wnd / (2 * mss)). Otherwise it delays an ACK by 40 ms at most. The ACK
+  // leaves from the tcp_output at the end of tcp_input, or from the timer armed here.
+  const u32_t now = sys_now();
+  const u32_t rto_ms = static_cast<u32_t>(std::max<s16_t>(pcb->rto, 1)) * TCP_SLOW_INTERVAL;
+  if (!data_seen_ || now - last_data_ms_ > rto_ms) {
+    const size_t per_window = pcb->rcv_wnd / (2 * std::max<size_t>(pcb->mss, 1));
+    const int budget =
+        per_window == 0 ? 2 : static_cast<int>(std::min<size_t>(per_window, kMaxQuickAcks));
+    quick_acks_ = std::max(quick_acks_, budget);
+  }
+  data_seen_ = true;
+  last_data_ms_ = now;
+  pending_short_ = p->tot_len < pcb->mss;  // with TF_ACK_DELAY, `p` is all that waits for an ACK
+  if (!pending_short_) peer_streamed_ = true;
+  if ((pcb->flags & TF_ACK_DELAY) == 0) return;  // acknowledged at once already
+  if (quick_acks_ > 0) {
+    --quick_acks_;
+    tcp_ack_now(pcb);  // tcp_output clears both flags once the ACK is out
+    return;
+  }
+  arm_delayed_ack(kDelayedAckMs);
+}
+
+void tcp_socket::ack_if_read_all() {
+  // The application has read everything. Linux then acknowledges a short segment at once
+  // (tcp_cleanup_rbuf) unless the connection is interactive ("pingpong": the answer will carry
+  // the ACK, 40 ms at most later). A write of several segments it acknowledges as a whole at
+  // once (more than a full segment unacknowledged, and over loopback or with receive offload the
+  // segments arrive as one), so a short segment after full-sized ones is acknowledged at once
+  // too, and a full-sized one within a millisecond unless more data comes: lwIP's Nagle holds
+  // the peer's short last segment until *everything* is acknowledged (Linux's only behind an
+  // unacknowledged short segment), and a full-sized segment is all a receiver sees in between.
+  if (pcb_ == nullptr || rx_bytes_ > 0 || (pcb_->flags & TF_ACK_DELAY) == 0) return;
+  if (pending_short_ && (!interactive_ || peer_streamed_)) {
+    tcp_ack_now(pcb_);
+    tcp_output(pcb_);
+  } else if (peer_streamed_) {
+    arm_delayed_ack(kStreamAckMs);
+  }
+}
+
+void tcp_socket::note_sent() {
+  // Linux's "pingpong" mode: data sent within the delayed-ACK time of data received is an answer.
+  if (data_seen_ && sys_now() - last_data_ms_ < kDelayedAckMs) interactive_ = true;
+  peer_streamed_ = false;
+}
+
+void tcp_socket::arm_delayed_ack(u32_t ms) {
+  const u32_t due = sys_now() + ms;
+  if (delayed_ack_armed_) {
+    if (static_cast<s32_t>(delayed_ack_due_ms_ - due) <= 0) return;  // due as early already
+    sys_untimeout(&tcp_socket::on_delayed_ack, this);
+  }
+  sys_timeout(ms, &tcp_socket::on_delayed_ack, this);
+  delayed_ack_armed_ = true;
+  delayed_ack_due_ms_ = due;
+}
+
+void tcp_socket::on_delayed_ack(void* arg) {
+  // A timer of lwIP's (engine lock held); cancelled whenever the socket lets go of its pcb.
+  auto* s = static_cast<tcp_socket*>(arg);
+  s->delayed_ack_armed_ = false;
+  tcp_pcb* pcb = s->pcb_;
+  if (pcb == nullptr || (pcb->flags & TF_ACK_DELAY) == 0) return;  // data carried it meanwhile
+  s->interactive_ = false;  // no answer came in time (Linux leaves pingpong mode too)
+  tcp_ack_now(pcb);
+  tcp_output(pcb);
+}
+
+void tcp_socket::cancel_delayed_ack() {
+  if (!delayed_ack_armed_) return;
+  sys_untimeout(&tcp_socket::on_delayed_ack, this);
+  delayed_ack_armed_ = false;
 }
 
 err_t tcp_socket::on_sent(void* arg, tcp_pcb* pcb, u16_t) {
@@ -257,6 +360,7 @@ void tcp_socket::on_err(void* arg, err_t err) {
   auto* s = static_cast<tcp_socket*>(arg);
   if (s == nullptr) return;
   s->pcb_ = nullptr;  // lwIP has freed it, and every segment pointing into our chunks
+  s->cancel_delayed_ack();
   s->closed_ = true;
   for (send_chunk* c : s->chunks_) s->eng_.chunks().release_acked(c);
   s->chunks_.clear();
@@ -508,6 +612,7 @@ size_t tcp_socket::take_out(std::unique_lock<std::mutex>& lk, char* dst, size_t 
       tcp_recved(pcb_, step);
       left -= step;
     }
+    ack_if_read_all();
   }
   return total;
 }
@@ -558,6 +663,7 @@ int tcp_socket::recv(void* buf, size_t len, int flags, const wait_spec& w_in, si
 }
 
 int tcp_socket::send_locked(const char* data, size_t len, size_t& sent) {
+  const size_t sent_before = sent;
   while (sent < len && pcb_ != nullptr) {
     size_t room = tcp_sndbuf(pcb_);
     if (room == 0 || tcp_sndqueuelen(pcb_) >= TCP_SND_QUEUELEN - 4) break;
@@ -577,7 +683,10 @@ int tcp_socket::send_locked(const char* data, size_t len, size_t& sent) {
     if (r != ERR_OK) return map_err(r);
     sent += n;
   }
-  if (pcb_ != nullptr) tcp_output(pcb_);
+  if (pcb_ != nullptr) {
+    if (sent > sent_before) note_sent();
+    tcp_output(pcb_);
+  }
   return 0;
 }
 
@@ -622,6 +731,7 @@ size_t tcp_socket::send_chunked(std::unique_lock<std::mutex>& lk, const char* da
   c->pcb = pcb_;
   c->end_seq = pcb_->snd_lbb;
   chunks_.push_back(c);
+  note_sent();
   tcp_output(pcb_);
   return done;
 }

@@ -656,9 +656,20 @@ TEST(SimLinks, JitterVariesTheDelayWithinItsBounds) {
 
 namespace {
 
-// Sends `count` UDP datagrams of `size` bytes ("<index> " then padding) from a to b at once, and
-// returns the indexes of those b received, in arrival order (b stops after `quiet` virtual
-// seconds without one). Each received datagram must be intact.
+// Datagram `index` of a burst: "<index> ", then `size` bytes in all of padding that varies in
+// every bit (so that two flipped bits can cancel out in a checksum).
+std::string burst_datagram(int index, size_t size) {
+  std::string m = std::to_string(index) + ' ';
+  for (size_t k = m.size(); k < size; ++k) {
+    m.push_back(static_cast<char>((k * 167 + static_cast<size_t>(index) * 13) & 0xff));
+  }
+  m.resize(size);
+  return m;
+}
+
+// Sends `count` UDP datagrams of `size` bytes (burst_datagram) from a to b at once, and returns
+// the indexes of those b received, in arrival order (b stops after `quiet` virtual seconds
+// without one). Each received datagram must be intact.
 std::vector<int> udp_burst(sim::world& w, sim::host& a, sim::host& b, int count, size_t size = 32,
                            double quiet = 5) {
   std::vector<int> got;
@@ -672,9 +683,7 @@ std::vector<int> udp_burst(sim::world& w, sim::host& a, sim::host& b, int count,
       for (;;) {
         const std::string m = u.recv(65536);
         const int index = std::atoi(m.c_str());
-        std::string expected = std::to_string(index) + ' ';
-        expected.resize(size, '.');
-        if (m != expected) intact = false;
+        if (m != burst_datagram(index, size)) intact = false;
         got.push_back(index);
       }
     } catch (const timeout&) {
@@ -683,11 +692,7 @@ std::vector<int> udp_burst(sim::world& w, sim::host& a, sim::host& b, int count,
   a.spawn([&] {
     sender = attempt([&] {
       socket u(AF_INET, SOCK_DGRAM);
-      for (int i = 0; i < count; ++i) {
-        std::string m = std::to_string(i) + ' ';
-        m.resize(size, '.');
-        u.sendto(m, {b.ip(), 7900});
-      }
+      for (int i = 0; i < count; ++i) u.sendto(burst_datagram(i, size), {b.ip(), 7900});
     });
   });
   w.run();
@@ -805,6 +810,20 @@ TEST(SimLinks, CorruptOneDamagesEveryPacketAndChecksumsCatchIt) {
   w.set_default_link(c);
   EXPECT_TRUE(udp_burst(w, a, b, 20).empty()) << "no damaged datagram reaches the application";
   EXPECT_GE(w.stats().corrupted, 20u);
+}
+
+// A datagram larger than the MTU leaves in fragments; a flipped bit in each of two fragments
+// could cancel out in the reassembled datagram's checksum, so each datagram gets one at most.
+TEST(SimLinks, CorruptOneDamagesAFragmentedDatagramOnceAndChecksumsCatchIt) {
+  sim::world w(59);
+  sim::host& a = w.add_host("a");
+  sim::host& b = w.add_host("b");
+  sim::link_config c;
+  c.corrupt = 1;
+  w.set_default_link(c);
+  EXPECT_TRUE(udp_burst(w, a, b, 400, 2000).empty())
+      << "no damaged datagram reaches the application";
+  EXPECT_GE(w.stats().corrupted, 400u);
 }
 
 TEST(SimLinks, ReorderingLetsLaterDatagramsOvertakeButLosesNone) {

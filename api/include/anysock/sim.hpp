@@ -41,7 +41,8 @@ struct link_config {
   double jitter = 0;       ///< delay varies uniformly by ± jitter (never below zero)
   double reorder = 0;      ///< probability a packet is held back so that later ones overtake it
   double duplicate = 0;    ///< probability a packet is delivered twice
-  double corrupt = 0;      ///< probability one bit of a packet is flipped
+  double corrupt = 0;      ///< probability one bit of a packet is flipped (one per datagram,
+                           ///< across its fragments: two could cancel out in its checksum)
   uint64_t rate_bps = 0;   ///< serialisation rate in bits per second (0: unlimited)
   size_t mtu = 1500;       ///< larger packets are dropped (hosts take the MTU of their links)
   size_t queue_limit = 0;  ///< packets waiting for the rate limiter before tail drop (0: unlimited)
