@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <limits>
 
 #include "engine.hpp"
 #include "host.hpp"
@@ -94,9 +95,11 @@ size_t ethernet_link::receive(size_t budget) {
   while (total < budget) {
     const size_t want = std::min(kBurst, budget - total);
     received_.clear();
-    // The longest frame the host takes: its MTU, the Ethernet header and one VLAN tag. Anything
-    // longer is dropped and counted (a pbuf's length is 16 bits: never narrow an unchecked size).
-    const size_t max_frame = std::min<size_t>(host_->config().mtu, 0xffff) + kEthernetHeader + 4;
+    // The longest frame the host takes: its MTU, the Ethernet header and one VLAN tag, and never
+    // more than a pbuf holds (its length is 16 bits: at an MTU past 65,517 a frame the link carries
+    // can be longer). Anything longer is dropped and counted; no size is narrowed unchecked.
+    const size_t max_frame = std::min<size_t>(host_->config().mtu + kEthernetHeader + 4,
+                                              std::numeric_limits<u16_t>::max());
     drivers::burst b = link_->receive(want, [this, max_frame](drivers::frame f) {
       if (f.size() <= kEthernetHeader) return;
       if (f.size() > max_frame) {

@@ -19,7 +19,8 @@ struct link_counters {
   uint64_t bytes_out = 0;
   uint64_t drops = 0;  ///< packets the link could not deliver (no such destination, over the MTU)
   uint64_t oversize = 0;  ///< received frames longer than the MTU + Ethernet header + one VLAN
-                          ///< tag, dropped (Ethernet links)
+                          ///< tag or than 65,535 bytes (lwIP's longest packet buffer), dropped
+                          ///< (Ethernet links)
   // Ethernet links only (lwip+tap, lwip+af_packet, ...): how the frames were batched.
   uint64_t rx_bursts = 0;   ///< driver receive calls that brought frames
   uint64_t tx_flushes = 0;  ///< driver flushes that sent frames (one system call on af_packet and
