@@ -2,6 +2,7 @@
 //
 // Sockets that expose a kernel fd (os_handle) are waited on with the kernel's poll, whatever their
 // backend; sockets of one other backend are waited on through that backend's poll.
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -104,50 +105,63 @@ select_result select(const std::vector<socket*>& read, const std::vector<socket*
   return out;
 }
 
+// A registration is the socket's identity (socket_state.hpp), not its address: it follows the
+// socket object through moves, and is dropped once that object is destroyed.
+
+void poller::forget_destroyed() {
+  std::erase_if(entries_, [](const entry& e) { return e.id->where == nullptr; });
+}
+
+std::vector<poller::entry>::iterator poller::find(const socket& s) {
+  const detail::socket_identity* id = detail::socket_access::find_identity(s);
+  if (id == nullptr) return entries_.end();  // never registered anywhere
+  return std::find_if(entries_.begin(), entries_.end(),
+                      [id](const entry& e) { return e.id.get() == id; });
+}
+
+size_t poller::size() const {
+  return static_cast<size_t>(std::count_if(entries_.begin(), entries_.end(),
+                                           [](const entry& e) { return e.id->where != nullptr; }));
+}
+
 void poller::add(socket& s, short events) {
-  for (auto& e : entries_) {
-    if (e.first == &s) throw error(EEXIST, "poller: socket already registered");
-  }
-  entries_.emplace_back(&s, events);
+  forget_destroyed();
+  if (find(s) != entries_.end()) throw error(EEXIST, "poller: socket already registered");
+  entries_.push_back({detail::socket_access::identity(s), events});
 }
 
 void poller::modify(socket& s, short events) {
-  for (auto& e : entries_) {
-    if (e.first == &s) {
-      e.second = events;
-      return;
-    }
-  }
-  throw error(ENOENT, "poller: socket not registered");
+  forget_destroyed();
+  auto it = find(s);
+  if (it == entries_.end()) throw error(ENOENT, "poller: socket not registered");
+  it->events = events;
 }
 
 void poller::remove(socket& s) {
-  for (auto it = entries_.begin(); it != entries_.end(); ++it) {
-    if (it->first == &s) {
-      entries_.erase(it);
-      return;
-    }
-  }
-  throw error(ENOENT, "poller: socket not registered");
+  forget_destroyed();
+  auto it = find(s);
+  if (it == entries_.end()) throw error(ENOENT, "poller: socket not registered");
+  entries_.erase(it);
 }
 
 std::vector<std::pair<socket*, short>> poller::poll(std::optional<double> timeout_seconds) {
   if (timeout_seconds && (std::isnan(*timeout_seconds) || *timeout_seconds < 0)) {
     timeout_seconds.reset();  // like select.poll: negative waits forever
   }
+  forget_destroyed();
   std::vector<short> revents(entries_.size(), 0);
   std::vector<poll_entry> entries;
   std::vector<backend*> owners;
   std::vector<size_t> index;                                // entries[k] is entries_[index[k]]
   std::vector<std::shared_ptr<detail::socket_state>> keep;  // alive while we wait, even if closed
   for (size_t i = 0; i < entries_.size(); ++i) {
-    std::shared_ptr<detail::socket_state> st = detail::socket_access::state(*entries_[i].first);
+    std::shared_ptr<detail::socket_state> st = detail::socket_access::state(*entries_[i].id->where);
     if (st == nullptr) {
       revents[i] = POLLNVAL;
       timeout_seconds = 0.0;  // a closed socket is ready at once
       continue;
     }
-    entries.push_back({st->impl.get(), entries_[i].second, 0});
+    entries.push_back({st->impl.get(), entries_[i].events, 0});
     owners.push_back(st->owner.get());
     index.push_back(i);
     keep.push_back(std::move(st));
@@ -160,7 +174,8 @@ std::vector<std::pair<socket*, short>> poller::poll(std::optional<double> timeou
   }
   std::vector<std::pair<socket*, short>> out;
   for (size_t i = 0; i < entries_.size(); ++i) {
-    if (revents[i] != 0) out.emplace_back(entries_[i].first, revents[i]);
+    socket* where = entries_[i].id->where;  // destroyed by another thread while we waited: gone
+    if (revents[i] != 0 && where != nullptr) out.emplace_back(where, revents[i]);
   }
   return out;
 }

@@ -82,9 +82,12 @@ socket::socket(std::shared_ptr<detail::socket_state> state, int family, int type
 
 socket::socket(socket&& other) noexcept
     : state_(other.exchange_state(nullptr)),
+      identity_(std::move(other.identity_)),
       family_(other.family_),
       type_(other.type_),
-      proto_(other.proto_) {}
+      proto_(other.proto_) {
+  if (identity_ != nullptr) identity_->where = this;  // pollers follow the socket here
+}
 
 socket& socket::operator=(socket&& other) noexcept {
   if (this != &other) {
@@ -92,11 +95,16 @@ socket& socket::operator=(socket&& other) noexcept {
     family_ = other.family_;
     type_ = other.type_;
     proto_ = other.proto_;
+    if (identity_ != nullptr) identity_->where = nullptr;  // the old socket leaves its pollers
+    identity_ = std::move(other.identity_);
+    if (identity_ != nullptr) identity_->where = this;
   }
   return *this;
 }
 
-socket::~socket() = default;
+socket::~socket() {
+  if (identity_ != nullptr) identity_->where = nullptr;
+}
 
 std::shared_ptr<detail::socket_state> socket::load_state() const {
   while (state_lock_.test_and_set(std::memory_order_acquire)) {

@@ -34,6 +34,13 @@ struct socket_state {
   wait_spec wait_for(std::optional<double> t) const;
 };
 
+/// Where a socket object registered with pollers is now: moves with the object's contents (move
+/// construction and assignment), null once that object is destroyed or assigned over.
+struct socket_identity {
+  explicit socket_identity(socket* s) : where(s) {}
+  std::atomic<socket*> where;
+};
+
 /// Raises anysock::timeout for wait_timed_out, anysock::error(err, context) for an errno.
 [[noreturn]] void raise_io(int err, const char* what);
 /// The longest timeout in seconds: what CPython's 64-bit nanosecond clock type holds.
@@ -45,6 +52,13 @@ void check_timeout(std::optional<double> t);
 struct socket_access {
   /// The socket's state (null once closed), kept alive by the returned pointer.
   static std::shared_ptr<socket_state> state(const socket& s) { return s.load_state(); }
+  /// The socket's identity for pollers, made on first use.
+  static const std::shared_ptr<socket_identity>& identity(socket& s) {
+    if (s.identity_ == nullptr) s.identity_ = std::make_shared<socket_identity>(&s);
+    return s.identity_;
+  }
+  /// The socket's identity, null if no poller ever registered it.
+  static const socket_identity* find_identity(const socket& s) { return s.identity_.get(); }
   static socket make(std::shared_ptr<socket_state> st) {
     int f = st->family, t = st->type, p = st->proto;
     return socket(std::move(st), f, t, p);

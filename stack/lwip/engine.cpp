@@ -64,6 +64,8 @@ std::chrono::steady_clock::time_point steady_at(double seconds) {
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(seconds)));
 }
 
+// The running engine, for acquire() and running(). Its weak pointer expires before the engine's
+// destructor runs: an expired pointer does not mean lwIP is free.
 std::mutex& registry_mutex() {
   static std::mutex mu;
   return mu;
@@ -71,6 +73,30 @@ std::mutex& registry_mutex() {
 std::weak_ptr<engine>& registry() {
   static std::weak_ptr<engine> current;
   return current;
+}
+
+// Whether an engine owns lwIP's global state: from before its constructor until the end of its
+// destructor (shutdown_lwip() included). A new engine starts only once the previous one is gone.
+// Taken after registry_mutex() when both are held; the destructor takes only this one.
+struct lwip_owner {
+  std::mutex mu;
+  std::condition_variable released;
+  bool taken = false;
+};
+lwip_owner& owner() {
+  static lwip_owner o;
+  return o;
+}
+
+// Waits until no engine owns lwIP (the previous one finished its destructor).
+void wait_until_lwip_free(std::unique_lock<std::mutex>& lk) {
+  owner().released.wait(lk, [] { return !owner().taken; });
+}
+
+void release_lwip() {
+  std::lock_guard lk(owner().mu);
+  owner().taken = false;
+  owner().released.notify_all();
 }
 
 // The engine lwIP's hooks talk to (set while one runs; accessed under its lock).
@@ -116,27 +142,43 @@ std::vector<int64_t> snapshot() {
 }  // namespace
 
 std::shared_ptr<engine> engine::acquire(mode m, bool m_given) {
+  std::shared_ptr<engine> e;  // destroyed after the lock is released (it may be the last owner)
   std::lock_guard lk(registry_mutex());
-  if (auto e = registry().lock()) {
-    if (m_given && e->mode_ != m) {
-      throw std::invalid_argument(
-          "lwIP engine already runs in another mode (engine=thread|poll must agree across hosts)");
-    }
-    return e;
+  e = registry().lock();
+  if (e == nullptr) return start(m, nullptr);
+  if (m_given && e->mode_ != m) {
+    throw std::invalid_argument(
+        "lwIP engine already runs in another mode (engine=thread|poll must agree across hosts)");
   }
-  std::shared_ptr<engine> e(new engine(m, nullptr));
-  registry() = e;
   return e;
 }
 
 std::shared_ptr<engine> engine::start_sim(uint64_t seed) {
+  std::shared_ptr<engine> e;
   std::lock_guard lk(registry_mutex());
-  if (registry().lock()) {
+  e = registry().lock();
+  if (e != nullptr) {
     throw std::logic_error(
         "anysock::sim::world: an lwIP engine is already running in this process (one world at a "
         "time, and no lwip+ backend may outlive into a world)");
   }
-  std::shared_ptr<engine> e(new engine(mode::sim, &seed));
+  return start(mode::sim, &seed);
+}
+
+std::shared_ptr<engine> engine::start(mode m, const uint64_t* sim_seed) {
+  {
+    // The last engine's pointer has expired, but its destructor may still be shutting lwIP down.
+    std::unique_lock lk(owner().mu);
+    wait_until_lwip_free(lk);
+    owner().taken = true;
+  }
+  std::shared_ptr<engine> e;
+  try {
+    e.reset(new engine(m, sim_seed));
+  } catch (...) {
+    release_lwip();
+    throw;
+  }
   registry() = e;
   return e;
 }
@@ -144,6 +186,22 @@ std::shared_ptr<engine> engine::start_sim(uint64_t seed) {
 std::shared_ptr<engine> engine::running() {
   std::lock_guard lk(registry_mutex());
   return registry().lock();
+}
+
+void engine::with_lwip(const std::function<void()>& f) {
+  std::shared_ptr<engine> e;  // destroyed after both locks are released
+  std::unique_lock registry_lock(registry_mutex());
+  e = registry().lock();
+  if (e == nullptr) {
+    // No engine can start while we hold the registry lock; wait for one shutting down.
+    std::unique_lock lk(owner().mu);
+    wait_until_lwip_free(lk);
+    f();
+    return;
+  }
+  registry_lock.unlock();
+  std::lock_guard lk(e->mu_);
+  f();
 }
 
 engine::engine(mode m, const uint64_t* sim_seed) : mode_(m) {
@@ -178,15 +236,23 @@ engine::engine(mode m, const uint64_t* sim_seed) : mode_(m) {
   std::memset(&lwip_stats.icmp6, 0, sizeof lwip_stats.icmp6);
   std::memset(&lwip_stats.mib2, 0, sizeof lwip_stats.mib2);
   baseline_ = snapshot();
-  if (mode_ != mode::sim) {
-    for (wake_channel* c : {&engine_wake_, &poller_wake_}) {
-      c->fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-      if (c->fd < 0) throw anysock::error(errno, "lwIP engine: eventfd");
+  try {
+    if (mode_ != mode::sim) {
+      for (wake_channel* c : {&engine_wake_, &poller_wake_}) {
+        c->fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (c->fd < 0) throw anysock::error(errno, "lwIP engine: eventfd");
+      }
     }
-  }
-  if (mode_ == mode::thread) {
-    thread_ = std::thread([this] { run_thread(); });
-    pthread_setname_np(thread_.native_handle(), "lwip-engine");  // for top -H, perf, gdb
+    if (mode_ == mode::thread) {
+      thread_ = std::thread([this] { run_thread(); });
+      pthread_setname_np(thread_.native_handle(), "lwip-engine");  // for top -H, perf, gdb
+    }
+  } catch (...) {
+    // No destructor runs: leave lwIP as the destructor would, for the next engine.
+    shutdown_lwip();
+    close_wake_fds();
+    g_engine = nullptr;
+    throw;
   }
 }
 
@@ -200,12 +266,20 @@ engine::~engine() {
     }
   }
   if (thread_.joinable()) thread_.join();
-  std::lock_guard lk(mu_);
-  shutdown_lwip();
+  {
+    std::lock_guard lk(mu_);
+    shutdown_lwip();
+    close_wake_fds();
+    g_engine = nullptr;
+  }
+  release_lwip();  // the next engine may start now
+}
+
+void engine::close_wake_fds() {
   for (wake_channel* c : {&engine_wake_, &poller_wake_}) {
     if (c->fd >= 0) ::close(c->fd);
+    c->fd = -1;
   }
-  g_engine = nullptr;
 }
 
 void engine::shutdown_lwip() {

@@ -2,13 +2,13 @@
 //
 // lwIP keeps global state, so at most one engine exists at a time (engine::acquire() returns the
 // running one or starts a new one; it shuts down when the last host holding it is gone, and a later
-// acquire() starts a fresh one). Everything that touches lwIP — socket calls, packet delivery,
-// timers — runs under the engine's one mutex. Packets a host sends are queued by its link and
-// delivered by pump(), which the caller of any lwIP call runs before releasing the lock ("run to
-// completion"): a send() on one host carries its segment into the peer's stack and wakes the peer's
-// reader directly. lwIP's timers run on the engine thread (real-time mode) or from poll()
-// (run-to-completion mode, no thread), and also from any thread blocked in a socket call that
-// reaches a timer's due time.
+// acquire() starts a fresh one, waiting for the old one's destructor to finish with lwIP first).
+// Everything that touches lwIP — socket calls, packet delivery, timers — runs under the engine's
+// one mutex. Packets a host sends are queued by its link and delivered by pump(), which the caller
+// of any lwIP call runs before releasing the lock ("run to completion"): a send() on one host
+// carries its segment into the peer's stack and wakes the peer's reader directly. lwIP's timers run
+// on the engine thread (real-time mode) or from poll() (run-to-completion mode, no thread), and
+// also from any thread blocked in a socket call that reaches a timer's due time.
 //
 // Threads blocked in socket calls wait on one condition variable; every state change lwIP reports
 // through a callback bumps `epoch_` and wakes them (they re-check their own condition). Waiters
@@ -79,6 +79,10 @@ class engine {
   static std::shared_ptr<engine> acquire(mode m, bool m_given);
   /// The running engine, if any.
   static std::shared_ptr<engine> running();
+  /// Runs `f` while it may touch lwIP's global state (the heap limit, say): under the running
+  /// engine's lock, or with no engine running, after the last one finished shutting down and
+  /// before the next one starts.
+  static void with_lwip(const std::function<void()>& f);
   /// A new engine in sim mode with every random choice drawn from `seed`; std::logic_error if an
   /// engine is running already.
   static std::shared_ptr<engine> start_sim(uint64_t seed);
@@ -181,6 +185,10 @@ class engine {
 
  private:
   engine(mode m, const uint64_t* seed);
+  /// A new engine in the registry, once the previous one has finished its destructor (registry
+  /// lock held).
+  static std::shared_ptr<engine> start(mode m, const uint64_t* seed);
+  void close_wake_fds();
   void run_thread();
   void run_timers();
   void wake_engine_thread_if_needed();

@@ -130,13 +130,7 @@ int poll() {
 }
 
 void set_memory_limit(size_t bytes) {
-  auto eng = lwip_detail::engine::running();
-  if (!eng) {
-    anysock_lwip_set_heap_limit(bytes);
-    return;
-  }
-  std::unique_lock lk(eng->mutex());
-  anysock_lwip_set_heap_limit(bytes);
+  lwip_detail::engine::with_lwip([bytes] { anysock_lwip_set_heap_limit(bytes); });
 }
 
 std::string leak_report() {

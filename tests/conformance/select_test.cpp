@@ -1,6 +1,7 @@
 // Readiness: select() and poller over connected and listening sockets — pending data, writability,
 // pending connections, peer close, timeouts with nothing ready, and argument errors.
 #include <string>
+#include <vector>
 
 #include "fixture.hpp"
 
@@ -193,6 +194,70 @@ TEST_P(Conformance, PollerReportsPollnvalForASocketClosedWhileRegistered) {
   ASSERT_EQ(ready.size(), 1u);
   EXPECT_EQ(ready[0].first, &c);
   EXPECT_EQ(ready[0].second, POLLNVAL);
+}
+
+TEST_P(Conformance, PollerFollowsRegisteredSocketsWhenTheirVectorGrows) {
+  std::vector<socket> clients;
+  std::vector<socket> servers;
+  poller p;
+  for (int i = 0; i < 5; ++i) {  // each push_back may move the sockets registered before it
+    auto [c, s] = tcp_pair();
+    clients.push_back(std::move(c));
+    servers.push_back(std::move(s));
+    p.add(servers.back(), POLLIN);
+  }
+  EXPECT_TRUE(p.poll(0.0).empty());
+  clients[0].sendall("data");
+  auto ready = p.poll(5.0);
+  ASSERT_EQ(ready.size(), 1u);
+  EXPECT_EQ(ready[0].first, &servers[0]);  // where the socket is now
+  EXPECT_TRUE(ready[0].second & POLLIN);
+
+  p.modify(servers[0], POLLOUT);
+  p.remove(servers[4]);
+  EXPECT_EQ(p.size(), 4u);
+  servers[2].close();
+  servers.reserve(servers.capacity() + 1);  // moves them all once more
+  ready = p.poll(5.0);
+  ASSERT_EQ(ready.size(), 2u);
+  EXPECT_EQ(ready[0].first, &servers[0]);
+  EXPECT_TRUE(ready[0].second & POLLOUT);
+  EXPECT_EQ(ready[1].first, &servers[2]);
+  EXPECT_EQ(ready[1].second, POLLNVAL);  // closed after registration, as select.poll reports it
+  p.remove(servers[2]);
+  EXPECT_EQ(p.size(), 3u);
+}
+
+TEST_P(Conformance, PollerForgetsASocketThatIsDestroyedOrAssignedOver) {
+  auto [c, s] = tcp_pair();
+  auto [c2, s2] = tcp_pair();
+  poller p;
+  {
+    socket moved_out = std::move(c);  // c is now an empty, closed socket
+    p.add(moved_out, POLLOUT);
+    p.add(c, POLLIN);
+    EXPECT_EQ(p.size(), 2u);
+  }
+  // Destroyed while registered: gone from the poller, as a closed descriptor leaves an epoll set.
+  auto ready = p.poll(5.0);
+  ASSERT_EQ(ready.size(), 1u);
+  EXPECT_EQ(ready[0].first, &c);
+  EXPECT_EQ(ready[0].second, POLLNVAL);
+  EXPECT_EQ(p.size(), 1u);
+  p.remove(c);
+
+  p.add(s, POLLIN);
+  p.add(s2, POLLIN);
+  c2.sendall("data");
+  s = std::move(s2);  // s's connection is closed; s now holds s2's, and its registration
+  ready = p.poll(5.0);
+  ASSERT_EQ(ready.size(), 1u);
+  EXPECT_EQ(ready[0].first, &s);
+  EXPECT_TRUE(ready[0].second & POLLIN);
+  EXPECT_EQ(p.size(), 1u);
+  EXPECT_EQ(errno_of([&] { p.remove(s2); }), ENOENT);
+  p.remove(s);
+  EXPECT_EQ(p.size(), 0u);
 }
 
 }  // namespace anysock::testing

@@ -45,6 +45,7 @@ namespace anysock {
 
 namespace detail {
 struct socket_state;
+struct socket_identity;
 struct socket_access;
 }  // namespace detail
 
@@ -133,6 +134,9 @@ class socket {
 
   std::shared_ptr<detail::socket_state> state_;
   mutable std::atomic_flag state_lock_;  // guards state_ (held for a pointer copy only)
+  // What pollers registered this socket by: made on the first poller::add, it moves with the
+  // socket's contents and tells the pollers where the socket is now (null once destroyed).
+  std::shared_ptr<detail::socket_identity> identity_;
   int family_ = AF_INET;
   int type_ = SOCK_STREAM;
   int proto_ = 0;
@@ -206,6 +210,11 @@ select_result select(const std::vector<socket*>& read, const std::vector<socket*
                      const std::vector<socket*>& except, std::optional<double> timeout);
 
 /// A reusable set of sockets to wait on (Python's select.poll, with seconds). Not thread-safe.
+/// A registration follows the socket's contents when the socket object moves (a std::vector<socket>
+/// that grows, say): poll() reports the object holding it now, and modify/remove take that object.
+/// A socket closed after registration is reported as POLLNVAL until removed (as select.poll reports
+/// a closed descriptor); a socket object destroyed or assigned over leaves the poller (as a closed
+/// descriptor leaves an epoll set).
 class poller {
  public:
   /// Raises error(EEXIST) if `s` is already registered.
@@ -216,10 +225,20 @@ class poller {
   /// Sockets with events (POLLIN/POLLOUT/POLLERR/POLLHUP, POLLNVAL once closed), in
   /// registration order. nullopt or negative = wait forever.
   std::vector<std::pair<socket*, short>> poll(std::optional<double> timeout_seconds = {});
-  size_t size() const { return entries_.size(); }
+  /// Registered sockets (destroyed ones no longer count).
+  size_t size() const;
 
  private:
-  std::vector<std::pair<socket*, short>> entries_;
+  struct entry {
+    std::shared_ptr<detail::socket_identity> id;
+    short events;
+  };
+  /// Drops the entries of destroyed sockets.
+  void forget_destroyed();
+  /// The entry of `s`, or entries_.end().
+  std::vector<entry>::iterator find(const socket& s);
+
+  std::vector<entry> entries_;
 };
 
 }  // namespace anysock
