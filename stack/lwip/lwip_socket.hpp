@@ -108,6 +108,8 @@ class tcp_socket final : public lwip_socket {
   void attach(tcp_pcb* pcb);
   void detach_pcb();
   void apply_options();
+  /// Sets the limit lwIP checks new connections against (listening sockets).
+  void update_backlog();
   int bind_locked(ip_addr_t ip, uint16_t port) override;
   size_t peek_into(char* dst, size_t len) const;
   size_t take_out(std::unique_lock<std::mutex>& lk, char* dst, size_t len);
@@ -129,8 +131,10 @@ class tcp_socket final : public lwip_socket {
   bool nodelay_ = false;
   bool keepalive_ = false;
   int keep_idle_ = 7200, keep_intvl_ = 75, keep_cnt_ = 9;  // seconds, as Linux
-  int backlog_ = 0;
-  uint64_t acks_seen_ = 0;               // sent-callbacks so far
+  int backlog_ = 0;                 // listen(): connections queued at most (Linux: backlog + 1)
+  int dead_in_queue_ = 0;           // queued connections lwIP has freed (reset or timed out)
+  tcp_socket* listener_ = nullptr;  // whose accept queue holds this connection, until accepted
+  uint64_t acks_seen_ = 0;          // sent-callbacks so far
   std::optional<uint64_t> memory_wait_;  // a send waits for an ack because memory ran out
   linger linger_{};                      // SO_LINGER: {1, 0} makes close() reset the connection
   std::deque<pbuf*> rx_;
