@@ -197,7 +197,7 @@ class udp_socket final : public lwip_socket {
   bool rd_shut_ = false;
   bool wr_shut_ = false;
   std::deque<datagram> rx_;
-  size_t rx_bytes_ = 0;
+  size_t rx_charged_ = 0;  // what rx_ counts against SO_RCVBUF: payloads and overheads
 };
 
 /// Readiness of any lwIP socket, engine lock held.
