@@ -8,14 +8,19 @@
 #include <cstring>
 
 #include "lwip/pbuf.h"
+#include "lwip/prot/ip6.h"
+#include "lwip/prot/udp.h"
 #include "lwip_socket.hpp"
 
 namespace anysock::lwip_detail {
 namespace {
 
-// Largest UDP payload in one IPv4 / IPv6 datagram.
+// Largest UDP payload in one IPv4 datagram (65,535 - 20 - 8, as Linux) and in one IPv6 datagram
+// lwIP can carry: its packet lengths are 16-bit and hold the IPv6 header too (65,535 - 40 - 8),
+// where Linux sends up to 65,527 bytes. lwIP could not reassemble a larger one either (see
+// reassembly_guard.hpp), so larger sends raise EMSGSIZE (README.md lists the difference).
 constexpr size_t kMaxPayload4 = 65507;
-constexpr size_t kMaxPayload6 = 65527;
+constexpr size_t kMaxPayload6 = 0xffff - IP6_HLEN - UDP_HLEN;
 
 // What a queued datagram costs against SO_RCVBUF besides its payload: Linux charges the buffer's
 // truesize, 832 bytes for a datagram of up to ~100 bytes over loopback (measured on Linux 6.x: 256

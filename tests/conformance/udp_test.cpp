@@ -365,4 +365,43 @@ TEST_P(Conformance, AUdpSocketWithATinyReceiveBufferStillTakesOneDatagram) {
       1);
 }
 
+// The largest UDP payload over IPv6 is 65,527 bytes (the UDP length field holds the header too);
+// one byte more is EMSGSIZE. lwIP carries at most 65,487 bytes over IPv6 (its packet lengths,
+// IPv6 header included, are 16-bit): it refuses to send more with EMSGSIZE and drops larger
+// datagrams that arrive (stack/lwip/README.md). So 65,487 bytes cross both ways; past that, each
+// end either carries the datagram both ways or refuses to send it, and an end that refuses still
+// receives what follows.
+TEST_P(Conformance, Ipv6UdpCarriesUpTo65527BytesOrRefusesThemWithEmsgsize) {
+  SKIP_UNLESS_FAMILY(AF_INET6);
+  auto [cli, srv] = udp_pair(AF_INET6);
+  cli.settimeout(kGenerousWait);
+  srv.settimeout(kGenerousWait);
+  const address to_srv = dial_address(AF_INET6, srv);
+  EXPECT_EQ(errno_of([&] { cli.sendto(std::string(65528, 'x'), to_srv); }), EMSGSIZE);
+  const std::string fits = pattern(65487, 1);
+  EXPECT_EQ(cli.sendto(fits, to_srv), fits.size());
+  auto [got, to_cli] = srv.recvfrom(70000);
+  EXPECT_TRUE(got == fits) << got.size() << " bytes arrived at the server";
+  EXPECT_EQ(srv.sendto(fits, to_cli), fits.size());
+  EXPECT_TRUE(cli.recv(70000) == fits) << "65,487 bytes changed on the way to the client";
+  EXPECT_EQ(errno_of([&] { srv.sendto(std::string(65528, 'x'), to_cli); }), EMSGSIZE);
+
+  for (size_t size : {size_t{65488}, size_t{65500}, size_t{65520}, size_t{65527}}) {
+    SCOPED_TRACE(size);
+    const std::string big = pattern(size, static_cast<uint32_t>(size));
+    const int cli_refuses = errno_of([&] { EXPECT_EQ(cli.sendto(big, to_srv), size); });
+    const int srv_refuses = errno_of([&] { EXPECT_EQ(srv.sendto(big, to_cli), size); });
+    EXPECT_TRUE(cli_refuses == 0 || cli_refuses == EMSGSIZE) << cli_refuses;
+    EXPECT_TRUE(srv_refuses == 0 || srv_refuses == EMSGSIZE) << srv_refuses;
+    cli.sendto("after", to_srv);
+    srv.sendto("after", to_cli);
+    if (cli_refuses == 0 && srv_refuses == 0) {
+      EXPECT_TRUE(srv.recv(70000) == big) << "changed on the way to the server";
+      EXPECT_TRUE(cli.recv(70000) == big) << "changed on the way to the client";
+    }
+    EXPECT_EQ(srv.recv(70000).substr(0, 16), "after");
+    EXPECT_EQ(cli.recv(70000).substr(0, 16), "after");
+  }
+}
+
 }  // namespace anysock::testing
