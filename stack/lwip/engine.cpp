@@ -31,6 +31,7 @@
 #include "lwip/tcp.h"
 #include "lwip/timeouts.h"
 #include "lwip/udp.h"
+#include "reassembly_guard.hpp"
 #include "siphash.hpp"
 #include "state.h"
 
@@ -777,6 +778,12 @@ std::string engine::leak_report() {
     // Closing connections wait for their peers' answers: with no engine thread, fetch them.
     if (mode_ == mode::poll) receive_links();
     pump();
+    // Datagrams whose fragments never all came (dropped ones, reassembly_guard.hpp) would wait for
+    // their reassembly timers (IPv6: 60 s): expire them now.
+    for (int i = 0; i <= std::max(IP_REASS_MAXAGE, IPV6_REASS_MAXAGE); ++i) {
+      ip_reass_tmr();
+      ip6_reass_tmr();
+    }
     report.clear();
     std::vector<int64_t> now_used = snapshot();
     // The TCP timer stays registered up to 250 ms after the last connection: one timer entry and
@@ -867,7 +874,8 @@ __attribute__((visibility("hidden"))) struct netif* anysock_lwip_ip6_route(
   return nullptr;
 }
 
-// LWIP_HOOK_IP4_INPUT / LWIP_HOOK_IP6_INPUT: ICMP port unreachable for our connected UDP sockets.
+// LWIP_HOOK_IP4_INPUT / LWIP_HOOK_IP6_INPUT: ICMP port unreachable for our connected UDP sockets,
+// and IPv6 fragments lwIP cannot reassemble (reassembly_guard.hpp), dropped and counted (ip_drops).
 // Defined here, not in icmp_errors.cpp: from a static libanysock the linker would take sys_arch.c's
 // weak default and never pull in an object nothing else refers to.
 __attribute__((visibility("hidden"))) int anysock_lwip_ip4_input(struct pbuf* p,
@@ -878,6 +886,11 @@ __attribute__((visibility("hidden"))) int anysock_lwip_ip4_input(struct pbuf* p,
 
 __attribute__((visibility("hidden"))) int anysock_lwip_ip6_input(struct pbuf* p,
                                                                  struct netif* inp) {
+  if (anysock::lwip_detail::ends_past_lwip_reassembly(p)) {
+    IP6_STATS_INC(ip6.drop);
+    pbuf_free(p);
+    return 1;  // consumed: lwIP's reassembly would overflow its 16-bit length (or assert)
+  }
   anysock::lwip_detail::read_ip6_input(p, inp);
   return 0;
 }

@@ -119,6 +119,8 @@ class tcp_socket final : public lwip_socket {
   void attach(tcp_pcb* pcb);
   void detach_pcb();
   void apply_options();
+  /// Sets the limit lwIP checks new connections against (listening sockets).
+  void update_backlog();
   int bind_locked(ip_addr_t ip, uint16_t port) override;
   size_t peek_into(char* dst, size_t len) const;
   size_t take_out(std::unique_lock<std::mutex>& lk, char* dst, size_t len);
@@ -140,8 +142,10 @@ class tcp_socket final : public lwip_socket {
   bool nodelay_ = false;
   bool keepalive_ = false;
   int keep_idle_ = 7200, keep_intvl_ = 75, keep_cnt_ = 9;  // seconds, as Linux
-  int backlog_ = 0;
-  uint64_t acks_seen_ = 0;  // sent-callbacks so far
+  int backlog_ = 0;                 // listen(): connections queued at most (Linux: backlog + 1)
+  int dead_in_queue_ = 0;           // queued connections lwIP has freed (reset or timed out)
+  tcp_socket* listener_ = nullptr;  // whose accept queue holds this connection, until accepted
+  uint64_t acks_seen_ = 0;          // sent-callbacks so far
   // Acknowledgement timing (time_ack): immediate ACKs left in quick-ack mode, whether data arrived
   // on this connection yet and when last (sys_now() ms), whether the delayed-ACK timer is armed
   // and when it fires, whether we answer the peer's data within the delayed-ACK time (Linux's
@@ -217,7 +221,7 @@ class udp_socket final : public lwip_socket {
   bool rd_shut_ = false;
   bool wr_shut_ = false;
   std::deque<datagram> rx_;
-  size_t rx_bytes_ = 0;
+  size_t rx_charged_ = 0;  // what rx_ counts against SO_RCVBUF: payloads and overheads
 };
 
 /// Readiness of any lwIP socket, engine lock held.

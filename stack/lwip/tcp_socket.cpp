@@ -125,6 +125,7 @@ tcp_socket::~tcp_socket() {
   std::unique_lock lk(eng_.mutex());
   eng_.enter(&host_);
   for (auto& child : accept_queue_) {
+    child->listener_ = nullptr;
     // Connections nobody accepted are reset, as Linux does when a listener closes.
     if (child->pcb_ != nullptr) {
       tcp_pcb* p = child->pcb_;
@@ -180,6 +181,15 @@ void tcp_socket::attach(tcp_pcb* pcb) {
   tcp_recv(pcb, &tcp_socket::on_recv);
   tcp_sent(pcb, &tcp_socket::on_sent);
   tcp_err(pcb, &tcp_socket::on_err);
+}
+
+// lwIP counts a queued connection against the backlog only while its pcb lives (tcp_pcb_purge gives
+// the place back when it is reset); Linux counts it until accept() takes it, dead or alive. So the
+// connections that died in the queue come off the limit lwIP checks SYNs against.
+void tcp_socket::update_backlog() {
+  if (pcb_ == nullptr || !listening_) return;
+  reinterpret_cast<tcp_pcb_listen*>(pcb_)->backlog =
+      static_cast<u8_t>(std::clamp(backlog_ - dead_in_queue_, 0, 255));
 }
 
 void tcp_socket::detach_pcb() {
@@ -362,6 +372,10 @@ void tcp_socket::on_err(void* arg, err_t err) {
   s->pcb_ = nullptr;  // lwIP has freed it, and every segment pointing into our chunks
   s->cancel_delayed_ack();
   s->closed_ = true;
+  if (tcp_socket* l = s->listener_) {  // still queued: it keeps its place in the backlog
+    ++l->dead_in_queue_;
+    l->update_backlog();
+  }
   for (send_chunk* c : s->chunks_) s->eng_.chunks().release_acked(c);
   s->chunks_.clear();
   if (err == ERR_CLSD) {
@@ -414,6 +428,7 @@ err_t tcp_socket::on_accept(void* arg, tcp_pcb* pcb, err_t err) {
   child->apply_options();
   // The connection counts against the backlog until accept() takes it (tcp_backlog_accepted).
   tcp_backlog_delayed(pcb);
+  child->listener_ = l;
   child->host_.set_claim({child.get(), true, pcb->local_ip, pcb->local_port, l->reuse_, false});
   l->accept_queue_.push_back(std::move(child));
   l->eng_.changed();
@@ -445,10 +460,8 @@ int tcp_socket::listen(int backlog) {
   if (connected_ || connecting_ || closed_) return EINVAL;
   backlog = std::clamp(backlog, 0, 254) + 1;  // Linux admits backlog + 1 connections
   if (listening_) {
-    if (pcb_ != nullptr) {
-      reinterpret_cast<tcp_pcb_listen*>(pcb_)->backlog = static_cast<u8_t>(backlog);
-    }
     backlog_ = backlog;
+    update_backlog();
     return 0;
   }
   if (!bound_) {
@@ -473,6 +486,7 @@ int tcp_socket::listen(int backlog) {
   attach(lpcb);
   listening_ = true;
   backlog_ = backlog;
+  update_backlog();
   host_.set_claim(claim);
   return 0;
 }
@@ -550,12 +564,15 @@ int tcp_socket::accept(const wait_spec& w, std::unique_ptr<socket_impl>& out,
   if (accept_queue_.empty()) return EINVAL;
   std::unique_ptr<tcp_socket> child = std::move(accept_queue_.front());
   accept_queue_.pop_front();
+  child->listener_ = nullptr;
   if (child->pcb_ != nullptr) {
     tcp_backlog_accepted(child->pcb_);
     to_sockaddr(child->pcb_->remote_ip, child->pcb_->remote_port, peer, peer_len);
   } else {
     // Reset before accept(): Linux still hands it out; its first recv reports the reset.
     to_sockaddr(*IP4_ADDR_ANY, 0, peer, peer_len);
+    --dead_in_queue_;
+    update_backlog();
   }
   out = std::move(child);
   eng_.pump();

@@ -193,6 +193,58 @@ TEST_P(Conformance, ListenQueuesSeveralConnectionsUntilAccepted) {
   }
 }
 
+// Linux: a connection reset before accept() stays queued, and counts against the backlog until
+// accept() takes it. listen(1) admits two; later connects time out (their SYNs are dropped while
+// the queue is full); accept() hands out the two, whose first recv reports the reset; then the
+// listener admits connections again.
+TEST_P(Conformance, ConnectionsResetBeforeAcceptKeepTheirPlaceInTheBacklog) {
+  socket l = listener(AF_INET, 1);
+  const address to = dial_address(AF_INET, l);
+  const linger reset_on_close{1, 0};
+  const std::string_view reset_option(reinterpret_cast<const char*>(&reset_on_close),
+                                      sizeof reset_on_close);
+  auto connect_and_reset = [&](double timeout) {
+    socket c(client(), AF_INET, SOCK_STREAM);
+    c.setsockopt(SOL_SOCKET, SO_LINGER, reset_option);
+    c.settimeout(timeout);
+    c.connect(to);
+    c.close();  // a reset
+  };
+  for (int i = 0; i < 2; ++i) {
+    SCOPED_TRACE("connection " + std::to_string(i));
+    connect_and_reset(kGenerousWait);
+  }
+  int admitted = 0;
+  for (int i = 0; i < 8; ++i) {
+    try {
+      connect_and_reset(0.2);
+      ++admitted;
+    } catch (const anysock::timeout&) {
+    }
+  }
+  EXPECT_EQ(admitted, 0) << "connections admitted past a full backlog of reset connections";
+
+  l.settimeout(kGenerousWait);
+  for (int i = 0; i < 2 + admitted; ++i) {
+    SCOPED_TRACE("accepted connection " + std::to_string(i));
+    auto [s, peer] = l.accept();
+    s.settimeout(kGenerousWait);
+    EXPECT_EQ(errno_of([&] { s.recv(16); }), ECONNRESET);
+  }
+  l.setblocking(false);
+  EXPECT_EQ(errno_of([&] { l.accept(); }), EAGAIN) << "more connections queued than admitted";
+
+  // The queue is empty again: a new connection is admitted and carries data.
+  socket c(client(), AF_INET, SOCK_STREAM);
+  c.settimeout(kGenerousWait);
+  c.connect(to);
+  l.settimeout(kGenerousWait);
+  auto [s, peer] = l.accept();
+  c.sendall("still listening");
+  s.settimeout(kGenerousWait);
+  EXPECT_EQ(s.recv(64), "still listening");
+}
+
 // ---- create_connection --------------------------------------------------------------------------
 
 TEST_P(Conformance, CreateConnectionConnectsWithTheGivenTimeout) {

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <exception>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "fixture.hpp"
@@ -58,6 +59,31 @@ void check_refused_once_on_recv(socket& cli) {
   EXPECT_EQ(errno_of([&] { cli.recv(100); }), ECONNREFUSED);
   cli.settimeout(0.2);
   EXPECT_THROW(cli.recv(100), anysock::timeout);
+}
+
+// Sends `count` copies of `payload` from `cli` to `srv`, which nobody reads meanwhile, then counts
+// the datagrams `srv` kept. A datagram sent afterwards to a second socket of the server's host
+// shows that the link has delivered (or dropped) all of them: both receivers share the way there.
+// (It is sent again until it arrives: a TAP's queue may overflow under the burst.)
+int datagrams_kept(backend& server_backend, const std::string& server_host, socket& cli,
+                   socket& srv, const address& to, std::string_view payload, int count) {
+  for (int i = 0; i < count; ++i) cli.sendto(payload, to);
+  socket marker(server_backend, to.host.find(':') == std::string::npos ? AF_INET : AF_INET6,
+                SOCK_DGRAM);
+  marker.bind({server_host, 0});
+  marker.settimeout(0.1);
+  for (int tries = 1;; ++tries) {
+    cli.sendto("marker", {to.host, marker.getsockname().port});
+    try {
+      if (marker.recv(16) == "marker") break;
+    } catch (const anysock::timeout&) {
+      if (tries * 0.1 >= kGenerousWait) throw;
+    }
+  }
+  srv.setblocking(false);
+  int kept = 0;
+  while (errno_of([&] { srv.recv(16); }) == 0) ++kept;
+  return kept;
 }
 
 }  // namespace
@@ -304,6 +330,78 @@ TEST_P(Conformance, ConnectedUdpIsNotToldAboutAClosedPortOtherThanItsPeer) {
   cli.settimeout(0.3);
   EXPECT_THROW(cli.recv(100), anysock::timeout);
   EXPECT_EQ(cli.getsockopt(SOL_SOCKET, SO_ERROR), 0);
+}
+
+// Linux charges each queued datagram's buffer (its skb's truesize: 832 bytes for a small datagram
+// over loopback, 704 from a TAP), not only its payload, against SO_RCVBUF, and drops what does not
+// fit: an unread socket keeps 256 empty datagrams over loopback (302 from a TAP) with the default
+// buffer of 212,992 bytes, and 9 (11) with SO_RCVBUF 4096, doubled to 8,192. Empty datagrams are
+// never free.
+TEST_P(Conformance, AnUnreadUdpSocketKeepsABoundedNumberOfEmptyDatagrams) {
+  {
+    auto [cli, srv] = udp_pair();
+    int kept = datagrams_kept(server(), server_host(AF_INET), cli, srv, dial_address(AF_INET, srv),
+                              "", 600);
+    EXPECT_GE(kept, 64);
+    EXPECT_LE(kept, 320) << "the kernel keeps 256 to 302 with the default SO_RCVBUF";
+  }
+  {
+    auto [cli, srv] = udp_pair();
+    srv.setsockopt(SOL_SOCKET, SO_RCVBUF, 4096);
+    int kept = datagrams_kept(server(), server_host(AF_INET), cli, srv, dial_address(AF_INET, srv),
+                              "", 200);
+    EXPECT_GE(kept, 1);
+    EXPECT_LE(kept, 12) << "the kernel keeps 9 to 11 with SO_RCVBUF 4096";
+  }
+}
+
+// However small SO_RCVBUF is, an empty queue takes one datagram (Linux), larger than the buffer.
+TEST_P(Conformance, AUdpSocketWithATinyReceiveBufferStillTakesOneDatagram) {
+  auto [cli, srv] = udp_pair();
+  srv.setsockopt(SOL_SOCKET, SO_RCVBUF, 1);  // the minimum: 2,304 bytes
+  const std::string big = pattern(8000, 3);
+  EXPECT_EQ(
+      datagrams_kept(server(), server_host(AF_INET), cli, srv, dial_address(AF_INET, srv), big, 3),
+      1);
+}
+
+// The largest UDP payload over IPv6 is 65,527 bytes (the UDP length field holds the header too);
+// one byte more is EMSGSIZE. lwIP carries at most 65,487 bytes over IPv6 (its packet lengths,
+// IPv6 header included, are 16-bit): it refuses to send more with EMSGSIZE and drops larger
+// datagrams that arrive (stack/lwip/README.md). So 65,487 bytes cross both ways; past that, each
+// end either carries the datagram both ways or refuses to send it, and an end that refuses still
+// receives what follows.
+TEST_P(Conformance, Ipv6UdpCarriesUpTo65527BytesOrRefusesThemWithEmsgsize) {
+  SKIP_UNLESS_FAMILY(AF_INET6);
+  auto [cli, srv] = udp_pair(AF_INET6);
+  cli.settimeout(kGenerousWait);
+  srv.settimeout(kGenerousWait);
+  const address to_srv = dial_address(AF_INET6, srv);
+  EXPECT_EQ(errno_of([&] { cli.sendto(std::string(65528, 'x'), to_srv); }), EMSGSIZE);
+  const std::string fits = pattern(65487, 1);
+  EXPECT_EQ(cli.sendto(fits, to_srv), fits.size());
+  auto [got, to_cli] = srv.recvfrom(70000);
+  EXPECT_TRUE(got == fits) << got.size() << " bytes arrived at the server";
+  EXPECT_EQ(srv.sendto(fits, to_cli), fits.size());
+  EXPECT_TRUE(cli.recv(70000) == fits) << "65,487 bytes changed on the way to the client";
+  EXPECT_EQ(errno_of([&] { srv.sendto(std::string(65528, 'x'), to_cli); }), EMSGSIZE);
+
+  for (size_t size : {size_t{65488}, size_t{65500}, size_t{65520}, size_t{65527}}) {
+    SCOPED_TRACE(size);
+    const std::string big = pattern(size, static_cast<uint32_t>(size));
+    const int cli_refuses = errno_of([&] { EXPECT_EQ(cli.sendto(big, to_srv), size); });
+    const int srv_refuses = errno_of([&] { EXPECT_EQ(srv.sendto(big, to_cli), size); });
+    EXPECT_TRUE(cli_refuses == 0 || cli_refuses == EMSGSIZE) << cli_refuses;
+    EXPECT_TRUE(srv_refuses == 0 || srv_refuses == EMSGSIZE) << srv_refuses;
+    cli.sendto("after", to_srv);
+    srv.sendto("after", to_cli);
+    if (cli_refuses == 0 && srv_refuses == 0) {
+      EXPECT_TRUE(srv.recv(70000) == big) << "changed on the way to the server";
+      EXPECT_TRUE(cli.recv(70000) == big) << "changed on the way to the client";
+    }
+    EXPECT_EQ(srv.recv(70000).substr(0, 16), "after");
+    EXPECT_EQ(cli.recv(70000).substr(0, 16), "after");
+  }
 }
 
 }  // namespace anysock::testing

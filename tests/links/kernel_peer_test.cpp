@@ -122,6 +122,29 @@ TEST_P(KernelPeer, UdpDatagramsCrossBothWaysOverIpv6) {
                   {1, 1452, 1453, 8000, 65000});
 }
 
+// The kernel sends IPv6 UDP payloads of up to 65,527 bytes; lwIP reassembles packets of at most
+// 65,535 bytes with their header (payloads up to 65,487). The larger ones' fragments are dropped
+// and counted (an LWIP_ASSERT in ip6_reass aborted the process), and the host keeps receiving.
+TEST_P(KernelPeer, Ipv6UdpDatagramsTooLargeForLwipAreDroppedAndCountedAndTheHostLivesOn) {
+  socket ours(*host_, AF_INET6, SOCK_DGRAM);
+  ours.bind({link_.lwip_ip6(), 6003});
+  ours.settimeout(kGenerousWait);
+  socket theirs(kernel_backend(), AF_INET6, SOCK_DGRAM);
+  theirs.bind({link_.kernel_ip6(), 6004});
+  const address to{link_.lwip_ip6(), 6003};
+  const lwip::counters before = lwip::read_counters();
+  for (size_t size : {65488, 65500, 65519, 65520, 65527}) {
+    theirs.sendto(pattern(size, static_cast<uint32_t>(size)), to);
+    theirs.sendto("after", to);
+    EXPECT_EQ(ours.recv(70000), "after") << size << " bytes";
+  }
+  const std::string fits = pattern(65487, 1);
+  theirs.sendto(fits, to);
+  EXPECT_TRUE(ours.recv(70000) == fits) << "65,487 bytes changed on the way";
+  // At least the last fragment of each datagram is dropped.
+  EXPECT_GE(lwip::read_counters().ip_drops, before.ip_drops + 5);
+}
+
 INSTANTIATE_TEST_SUITE_P(Drivers, KernelPeer, ::testing::ValuesIn(all_drivers()),
                          [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
 

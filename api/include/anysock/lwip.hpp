@@ -70,9 +70,10 @@ int poll();
 /// counted. Thread-safe.
 void set_memory_limit(size_t bytes);
 
-/// Settles the running engine (aborts connections in TIME_WAIT, delivers what is queued) and checks
-/// that every lwIP pool and the heap are back to the counts the engine started with. Returns ""
-/// when nothing leaked, else a description. For tests, after their sockets are closed.
+/// Settles the running engine (aborts connections in TIME_WAIT, delivers what is queued, expires
+/// datagrams still waiting for fragments) and checks that every lwIP pool and the heap are back to
+/// the counts the engine started with. Returns "" when nothing leaked, else a description. For
+/// tests, after their sockets are closed.
 std::string leak_report();
 
 }  // namespace anysock::lwip
