@@ -67,19 +67,28 @@ void check_refused_once_on_recv(socket& cli) {
 // (It is sent again until it arrives: a TAP's queue may overflow under the burst.)
 int datagrams_kept(backend& server_backend, const std::string& server_host, socket& cli,
                    socket& srv, const address& to, std::string_view payload, int count) {
-  for (int i = 0; i < count; ++i) cli.sendto(payload, to);
   socket marker(server_backend, to.host.find(':') == std::string::npos ? AF_INET : AF_INET6,
                 SOCK_DGRAM);
   marker.bind({server_host, 0});
   marker.settimeout(0.1);
-  for (int tries = 1;; ++tries) {
-    cli.sendto("marker", {to.host, marker.getsockname().port});
-    try {
-      if (marker.recv(16) == "marker") break;
-    } catch (const anysock::timeout&) {
-      if (tries * 0.1 >= kGenerousWait) throw;
+  // A marker datagram that arrives after `sent`: everything sent before it has been delivered.
+  auto pass_marker = [&] {
+    for (int tries = 1;; ++tries) {
+      cli.sendto("marker", {to.host, marker.getsockname().port});
+      try {
+        if (marker.recv(16) == "marker") break;
+      } catch (const anysock::timeout&) {
+        if (tries * 0.1 >= kGenerousWait) throw;
+      }
     }
+  };
+  // First resolve the peer's link-layer address (ARP/ND): a burst sent while that is pending
+  // waits in a short queue, on Linux and lwIP alike, and would be lost before the socket.
+  pass_marker();
+  while (errno_of([&] { marker.recv(16, MSG_DONTWAIT); }) == 0) {
   }
+  for (int i = 0; i < count; ++i) cli.sendto(payload, to);
+  pass_marker();
   srv.setblocking(false);
   int kept = 0;
   while (errno_of([&] { srv.recv(16); }) == 0) ++kept;
