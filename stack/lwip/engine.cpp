@@ -823,6 +823,33 @@ std::string engine::leak_report() {
 
 using anysock::lwip_detail::g_engine;
 
+namespace {
+
+// The strong host model: a host takes only what is addressed to it on its own link. lwIP would take
+// a packet for any netif's address whichever netif it came in on, so with several hosts in one
+// process host A would answer pings for host B's address sent into A's link (and send RSTs for B's
+// ports). Multicast is already matched against the netif it came in on (lwIP), and the loopback
+// addresses are the host's own (each host loops on its own netif).
+bool ip4_for_netif(const pbuf* p, const netif* inp) {
+  ip4_addr_t dest;
+  if (p->tot_len < IP_HLEN || pbuf_copy_partial(p, &dest, sizeof dest, 16) != sizeof dest) {
+    return true;  // lwIP drops it
+  }
+  return ip4_addr_ismulticast(&dest) || ip4_addr_isloopback(&dest) ||
+         ip4_addr_cmp(&dest, netif_ip4_addr(inp)) || ip4_addr_isbroadcast(&dest, inp);
+}
+
+bool ip6_for_netif(const pbuf* p, const netif* inp) {
+  ip6_addr_t dest{};
+  if (p->tot_len < IP6_HLEN || pbuf_copy_partial(p, dest.addr, sizeof dest.addr, 24) != 16) {
+    return true;  // lwIP drops it
+  }
+  return ip6_addr_ismulticast(&dest) || ip6_addr_isloopback(&dest) ||
+         netif_get_ip6_addr_match(const_cast<netif*>(inp), &dest) >= 0;
+}
+
+}  // namespace
+
 extern "C" {
 
 __attribute__((visibility("hidden"))) u32_t sys_now(void) {
@@ -874,12 +901,18 @@ __attribute__((visibility("hidden"))) struct netif* anysock_lwip_ip6_route(
   return nullptr;
 }
 
-// LWIP_HOOK_IP4_INPUT / LWIP_HOOK_IP6_INPUT: ICMP port unreachable for our connected UDP sockets,
-// and IPv6 fragments lwIP cannot reassemble (reassembly_guard.hpp), dropped and counted (ip_drops).
+// LWIP_HOOK_IP4_INPUT / LWIP_HOOK_IP6_INPUT: packets for another host's address (the strong host
+// model, above) and IPv6 fragments lwIP cannot reassemble (reassembly_guard.hpp), dropped and
+// counted (ip_drops); ICMP port unreachable for our connected UDP sockets.
 // Defined here, not in icmp_errors.cpp: from a static libanysock the linker would take sys_arch.c's
 // weak default and never pull in an object nothing else refers to.
 __attribute__((visibility("hidden"))) int anysock_lwip_ip4_input(struct pbuf* p,
                                                                  struct netif* inp) {
+  if (!ip4_for_netif(p, inp)) {
+    IP_STATS_INC(ip.drop);
+    pbuf_free(p);
+    return 1;  // consumed: another host's address (the strong host model)
+  }
   anysock::lwip_detail::read_ip4_input(p, inp);
   return 0;  // lwIP goes on with the packet
 }
@@ -890,6 +923,11 @@ __attribute__((visibility("hidden"))) int anysock_lwip_ip6_input(struct pbuf* p,
     IP6_STATS_INC(ip6.drop);
     pbuf_free(p);
     return 1;  // consumed: lwIP's reassembly would overflow its 16-bit length (or assert)
+  }
+  if (!ip6_for_netif(p, inp)) {
+    IP6_STATS_INC(ip6.drop);
+    pbuf_free(p);
+    return 1;  // consumed: another host's address (the strong host model)
   }
   anysock::lwip_detail::read_ip6_input(p, inp);
   return 0;
