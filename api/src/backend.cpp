@@ -145,7 +145,9 @@ backend& default_backend() {
     std::lock_guard lock(r.mutex);
     if (r.process_default) return *r.process_default;
   }
-  const char* env = std::getenv("ANYSOCK_BACKEND");
+  // secure_getenv: a set-uid, set-gid or capability-raising program ignores the variable (and uses
+  // the kernel), so whoever starts it cannot point its sockets at a network of their choosing.
+  const char* env = ::secure_getenv("ANYSOCK_BACKEND");
   std::shared_ptr<backend> made = (env == nullptr || *env == '\0')
                                       ? kernel_backend().share()
                                       : make_backend(env);  // throws for a bad spec
