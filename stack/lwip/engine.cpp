@@ -901,6 +901,13 @@ __attribute__((visibility("hidden"))) struct netif* anysock_lwip_ip6_route(
   return nullptr;
 }
 
+__attribute__((visibility("hidden"))) const struct ip6_addr* anysock_lwip_nd6_get_gw(
+    struct netif* netif, const struct ip6_addr* dest) {
+  // Only Ethernet netifs resolve next hops; every netif's state is its host.
+  const auto* h = static_cast<const anysock::lwip_detail::host*>(netif->state);
+  return h != nullptr && h->on_link6(*dest) ? dest : nullptr;
+}
+
 // LWIP_HOOK_IP4_INPUT / LWIP_HOOK_IP6_INPUT: packets for another host's address (the strong host
 // model, above) and IPv6 fragments lwIP cannot reassemble (reassembly_guard.hpp), dropped and
 // counted (ip_drops); ICMP port unreachable for our connected UDP sockets.

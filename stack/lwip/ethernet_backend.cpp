@@ -23,8 +23,8 @@
 namespace anysock::lwip_detail {
 namespace {
 
-constexpr std::string_view kHostKeys[] = {"iface", "host", "ip",   "gw",  "ip6",
-                                          "mtu",   "mac",  "pcap", "dns", "engine"};
+constexpr std::string_view kHostKeys[] = {"iface", "host", "ip",        "gw",  "ip6",   "mtu",
+                                          "mac",   "pcap", "pcap_mode", "dns", "engine"};
 
 bool is_host_key(std::string_view key) {
   for (std::string_view k : kHostKeys) {
@@ -155,6 +155,8 @@ std::shared_ptr<backend> make_ethernet_host(const backend_spec& spec) {
     } else if (key == "pcap") {
       if (value.empty()) throw std::invalid_argument(kind + ": pcap= needs a file name");
       cfg.pcap = value;
+    } else if (key == "pcap_mode") {
+      cfg.pcap_mode = parse_file_mode(kind, key, value);
     } else if (key == "dns") {
       check_ip(kind, key, value);
       cfg.dns = value;
@@ -165,6 +167,9 @@ std::shared_ptr<backend> make_ethernet_host(const backend_spec& spec) {
       mode = value == "thread" ? engine::mode::thread : engine::mode::poll;
       engine_given = true;
     }
+  }
+  if (cfg.pcap.empty() && std::find(seen.begin(), seen.end(), "pcap_mode") != seen.end()) {
+    throw std::invalid_argument(kind + ": pcap_mode= needs pcap= (the capture file it is for)");
   }
   if (iface.empty()) {
     throw std::invalid_argument(kind + ": iface= is required (the interface to attach to, e.g. " +

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <stdexcept>
@@ -16,6 +17,7 @@
 #include "lwip/ethip6.h"
 #include "lwip/ip.h"
 #include "lwip/ip6_addr.h"
+#include "lwip/priv/nd6_priv.h"
 #include "lwip/priv/tcp_priv.h"
 #include "lwip/tcp.h"
 #include "lwip/udp.h"
@@ -48,7 +50,8 @@ host::host(std::shared_ptr<engine> eng, host_config cfg, std::string spec,
   link_ = own_link_ ? own_link_.get() : &engine_->link(config_.link);
   if (!config_.pcap.empty()) {
     capture_ = std::make_unique<pcap_file>(
-        config_.pcap, link_->ethernet() ? pcap_file::kEthernet : pcap_file::kRawIp);
+        config_.pcap, link_->ethernet() ? pcap_file::kEthernet : pcap_file::kRawIp, 65535,
+        config_.pcap_mode);
   }
   const std::vector<int64_t> usage_before = engine_->usage();
   ip4_addr_t ip{}, mask{}, gw{};
@@ -71,30 +74,7 @@ host::host(std::shared_ptr<engine> eng, host_config cfg, std::string spec,
   }
   netif_add(&netif_, &ip, &mask, &gw, this, &host::netif_init,
             link_->ethernet() ? ethernet_input : ip_input);
-  netif_create_ip6_linklocal_address(&netif_, 1);
-  netif_ip6_addr_set_state(&netif_, 0, IP6_ADDR_PREFERRED);
-  for (const std::string& text6 : config_.ip6) {
-    std::string a6 = text6.substr(0, text6.find('/'));
-    ip6_addr_t addr6{};
-    in6_addr raw{};
-    inet_pton(AF_INET6, a6.c_str(), &raw);
-    std::memcpy(addr6.addr, &raw, 16);
-    ip6_addr_clear_zone(&addr6);
-    s8_t idx = -1;
-    if (netif_add_ip6_address(&netif_, &addr6, &idx) == ERR_OK && idx >= 0) {
-      netif_ip6_addr_set_state(&netif_, idx, IP6_ADDR_PREFERRED);
-    }
-  }
-  {
-    // lwIP's ip6_input accepts ::1 only on a netif that has it (IPv4's 127/8 needs nothing): give
-    // every host its own ::1, so its IPv6 loopback stays on it like its IPv4 one.
-    ip6_addr_t loop6{};
-    ip6_addr_set_loopback(&loop6);
-    s8_t idx = -1;
-    if (netif_add_ip6_address(&netif_, &loop6, &idx) == ERR_OK && idx >= 0) {
-      netif_ip6_addr_set_state(&netif_, idx, IP6_ADDR_PREFERRED);
-    }
-  }
+  add_ip6_addresses();
   if (!config_.checksums) NETIF_SET_CHECKSUM_CTRL(&netif_, NETIF_CHECKSUM_DISABLE_ALL);
   netif_set_up(&netif_);
   netif_set_link_up(&netif_);
@@ -102,6 +82,88 @@ host::host(std::shared_ptr<engine> eng, host_config cfg, std::string spec,
   counters_.link = link_->label();
   link_->attach(this);
   engine_->add_host(this, usage_before);
+}
+
+void host::add_ip6_addresses() {
+  // Any refusal takes the netif out again before the host's constructor throws.
+  const std::string kind = spec_.substr(0, spec_.find(':'));
+  auto refuse = [&](const std::string& why) {
+    netif_remove(&netif_);
+    throw std::invalid_argument(kind + ": " + why);
+  };
+  auto add = [&](const ip6_addr_t& a, const std::string& text) {
+    if (netif_get_ip6_addr_match(&netif_, &a) >= 0) {
+      refuse(text + ": address already assigned to this host");
+    }
+    s8_t idx = -1;
+    if (netif_add_ip6_address(&netif_, &a, &idx) != ERR_OK || idx < 0) {
+      refuse(text + ": no room for another IPv6 address (a host holds " +
+             std::to_string(LWIP_IPV6_NUM_ADDRESSES) +
+             ", its link-local address and ::1 included)");
+    }
+    netif_ip6_addr_set_state(&netif_, idx, IP6_ADDR_PREFERRED);
+    return idx;
+  };
+  netif_create_ip6_linklocal_address(&netif_, 1);
+  netif_ip6_addr_set_state(&netif_, 0, IP6_ADDR_PREFERRED);
+  for (const std::string& text6 : config_.ip6) {
+    const size_t slash = text6.find('/');
+    in6_addr raw{};
+    int length = 64;
+    if (inet_pton(AF_INET6, text6.substr(0, slash).c_str(), &raw) != 1) {
+      refuse("ip6=" + text6 + " is not an IPv6 address (addr/len)");
+    }
+    if (slash != std::string::npos) length = std::atoi(text6.c_str() + slash + 1);
+    ip6_addr_t addr6{};
+    std::memcpy(addr6.addr, &raw, 16);
+    ip6_addr_clear_zone(&addr6);
+    const s8_t idx = add(addr6, "ip6=" + text6);
+    // Not "static" to lwIP, which would take the address's /64 as on-link whatever its prefix:
+    // a lifetime that never runs out instead, and the prefix is ours to apply (on_link6).
+    netif_ip6_addr_set_valid_life(&netif_, idx, IP6_ADDR_LIFE_INFINITE);
+    netif_ip6_addr_set_pref_life(&netif_, idx, IP6_ADDR_LIFE_INFINITE);
+    prefixes6_.push_back({addr6, std::clamp(length, 0, 128)});
+  }
+  // lwIP's ip6_input accepts ::1 only on a netif that has it (IPv4's 127/8 needs nothing): give
+  // every host its own ::1, so its IPv6 loopback stays on it like its IPv4 one.
+  ip6_addr_t loop6{};
+  ip6_addr_set_loopback(&loop6);
+  add(loop6, "::1");
+}
+
+bool host::on_link6(const ip6_addr_t& dest) const {
+  for (const prefix6& p : prefixes6_) {
+    // On an Ethernet link lwIP 2.1.3 solicits a neighbour only from an address in the neighbour's
+    // /64 (nd6_send_ns): a shorter prefix is on-link within the host's own /64 there.
+    int bits = link_->ethernet() ? std::max(p.length, 64) : p.length;
+    bool same = true;
+    for (int word = 0; word < 4 && bits > 0 && same; ++word, bits -= 32) {
+      const uint32_t mask = bits >= 32 ? 0xffffffffu : htonl(~0u << (32 - bits));
+      same = ((dest.addr[word] ^ p.addr.addr[word]) & mask) == 0;
+    }
+    if (same) return true;
+  }
+  return false;
+}
+
+int host::route6(const ip6_addr_t& dest) const {
+  if (ip6_addr_isloopback(&dest) || ip6_addr_isany_val(dest) || ip6_addr_islinklocal(&dest) ||
+      ip6_addr_ismulticast(&dest) || on_link6(dest)) {
+    return 0;
+  }
+  // What neighbour discovery learned on an Ethernet link: prefixes a router announced on-link,
+  // and routers (the in-memory link has neither).
+  for (int i = 0; i < LWIP_ND6_NUM_PREFIXES; ++i) {
+    if (prefix_list[i].netif == &netif_ && prefix_list[i].invalidation_timer > 0 &&
+        ip6_addr_netcmp(&dest, &prefix_list[i].prefix)) {
+      return 0;
+    }
+  }
+  for (int i = 0; i < LWIP_ND6_NUM_ROUTERS; ++i) {
+    const nd6_neighbor_cache_entry* router = default_router_list[i].neighbor_entry;
+    if (router != nullptr && router->netif == &netif_) return 0;
+  }
+  return ENETUNREACH;  // Linux's answer without a route
 }
 
 host::~host() {

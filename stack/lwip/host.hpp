@@ -37,6 +37,7 @@ struct host_config {
   size_t mtu = 1500;
   std::string mac;
   std::string pcap;
+  unsigned pcap_mode = pcap_file::kDefaultMode;  // permission bits of a new capture file
   std::string dns;         // a DNS server's address: names this host cannot resolve ask it
   bool checksums = false;  // the in-memory link cannot corrupt: checksums are skipped
 };
@@ -93,6 +94,13 @@ class host final : public backend {
   bool is_local(const ip_addr_t& a) const;
   /// The source address for traffic to `dest` (loopback for loopback, else the host's address).
   ip_addr_t source_for(const ip_addr_t& dest) const;
+  /// Whether `dest` lies within the prefix of one of the host's configured IPv6 addresses (ip6=
+  /// addr/len: its on-link route, as Linux installs it; on an Ethernet link a prefix shorter than
+  /// /64 counts as /64, as far as lwIP's neighbour discovery can reach).
+  bool on_link6(const ip6_addr_t& dest) const;
+  /// 0 if the host has a route to `dest` (loopback, link-local, multicast, on-link by its prefixes
+  /// or announced by a router, or any destination once a router is known), else ENETUNREACH.
+  int route6(const ip6_addr_t& dest) const;
   /// Hands an inbound packet (a frame, on an Ethernet medium) to this host's stack (takes `p`).
   void input(pbuf* p);
 
@@ -125,6 +133,9 @@ class host final : public backend {
 
  private:
   static err_t netif_init(netif* n);
+  /// The link-local address, the configured ones and ::1 (constructor): std::invalid_argument
+  /// naming an address lwIP refuses (already assigned, no free slot), with the netif removed.
+  void add_ip6_addresses();
   static err_t output4(netif* n, pbuf* p, const ip4_addr_t* next_hop);
   static err_t output6(netif* n, pbuf* p, const ip6_addr_t* next_hop);
   static err_t linkoutput(netif* n, pbuf* p);
@@ -140,6 +151,11 @@ class host final : public backend {
   std::unique_ptr<pcap_file> capture_;
   lwip::link_counters counters_;
   std::vector<port_claim> claims_;
+  struct prefix6 {
+    ip6_addr_t addr;
+    int length;
+  };
+  std::vector<prefix6> prefixes6_;  // the configured IPv6 addresses and their prefix lengths
   bool down_ = false;
 };
 

@@ -21,6 +21,7 @@ std::shared_ptr<backend> make_sim_host(const backend_spec& spec) {
   bool engine_given = false;
   engine::mode mode = engine::mode::thread;
   bool only_identity = true;  // only link/host keys: may name an existing host
+  bool mode_given = false;
   for (const auto& [key, value] : spec.params) {
     if (key == "host") {
       if (value.empty()) throw std::invalid_argument("lwip+sim: host= needs a name");
@@ -50,6 +51,9 @@ std::shared_ptr<backend> make_sim_host(const backend_spec& spec) {
     } else if (key == "pcap") {
       if (value.empty()) throw std::invalid_argument("lwip+sim: pcap= needs a file name");
       cfg.pcap = value;
+    } else if (key == "pcap_mode") {
+      cfg.pcap_mode = parse_file_mode(kKind, key, value);
+      mode_given = true;
     } else if (key == "engine") {
       if (value != "thread" && value != "poll") {
         throw std::invalid_argument("lwip+sim: engine=" + value + " (expected thread or poll)");
@@ -57,9 +61,13 @@ std::shared_ptr<backend> make_sim_host(const backend_spec& spec) {
       mode = value == "thread" ? engine::mode::thread : engine::mode::poll;
       engine_given = true;
     } else {
-      throw std::invalid_argument("lwip+sim: unknown key '" + key +
-                                  "' (keys: host, link, ip, gw, ip6, mtu, mac, pcap, engine)");
+      throw std::invalid_argument(
+          "lwip+sim: unknown key '" + key +
+          "' (keys: host, link, ip, gw, ip6, mtu, mac, pcap, pcap_mode, engine)");
     }
+  }
+  if (mode_given && cfg.pcap.empty()) {
+    throw std::invalid_argument("lwip+sim: pcap_mode= needs pcap= (the capture file it is for)");
   }
   std::shared_ptr<engine> eng = engine::acquire(mode, engine_given);
   std::unique_lock lk(eng->mutex());

@@ -631,8 +631,13 @@ double world::now() const {
   return s_->eng->now();
 }
 
-void world::capture(const std::string& path) {
-  auto file = std::make_unique<lwip_detail::pcap_file>(path, lwip_detail::pcap_file::kRawIp);
+void world::capture(const std::string& path, unsigned mode) {
+  if (mode > 0777) {
+    throw std::invalid_argument("anysock::sim::world::capture: mode " + std::to_string(mode) +
+                                " is not permission bits (at most 0777)");
+  }
+  auto file =
+      std::make_unique<lwip_detail::pcap_file>(path, lwip_detail::pcap_file::kRawIp, 65535, mode);
   std::lock_guard lk(s_->eng->mutex());
   s_->link->set_capture(file.get());
   s_->capture = std::move(file);

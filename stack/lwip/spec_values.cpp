@@ -43,6 +43,15 @@ void check_ip6(std::string_view kind, const std::string& value, const std::strin
                                 " is not an IPv6 address (addr/len)");
   }
   prefix_of(kind, value, 128, key);
+  // Linux refuses these on an interface (EADDRNOTAVAIL): no host may hold them.
+  const bool unspecified = IN6_IS_ADDR_UNSPECIFIED(&a);
+  if (unspecified || IN6_IS_ADDR_MULTICAST(&a) || IN6_IS_ADDR_LOOPBACK(&a)) {
+    throw std::invalid_argument(prefix(kind) + key + "=" + value + " cannot be a host's address (" +
+                                (unspecified                 ? "unspecified"
+                                 : IN6_IS_ADDR_MULTICAST(&a) ? "multicast"
+                                                             : "loopback") +
+                                ")");
+  }
 }
 
 void check_ip(std::string_view kind, const std::string& key, const std::string& value) {
@@ -80,6 +89,20 @@ void check_mac(std::string_view kind, const std::string& value) {
       throw std::invalid_argument(prefix(kind) + "mac=" + value + " is not xx:xx:xx:xx:xx:xx");
     }
   }
+}
+
+unsigned parse_file_mode(std::string_view kind, const std::string& key, const std::string& value) {
+  unsigned mode = 0;
+  bool ok = !value.empty() && value.size() <= 4;
+  for (char c : value) {
+    ok = ok && c >= '0' && c <= '7';
+    if (ok) mode = mode * 8 + static_cast<unsigned>(c - '0');
+  }
+  if (!ok || mode > 0777) {
+    throw std::invalid_argument(prefix(kind) + key + "=" + value +
+                                " is not a file mode (octal permission bits, e.g. 0600 or 0644)");
+  }
+  return mode;
 }
 
 }  // namespace anysock::lwip_detail

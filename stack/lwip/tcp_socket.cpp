@@ -506,6 +506,10 @@ int tcp_socket::connect(const sockaddr* addr, socklen_t len, const wait_spec& w)
       if (int e = take_error(); e != 0) return e;
       closed_ = false;
     }
+    // No route (an IPv6 destination outside the host's prefixes, no router): Linux's ENETUNREACH.
+    if (IP_IS_V6_VAL(ip)) {
+      if (int e = host_.route6(*ip_2_ip6(&ip)); e != 0) return e;
+    }
     // Port 0 is refused; INADDR_ANY / :: is the local host (below), as on Linux.
     if (port == 0) return ECONNREFUSED;
     if (int e = ensure_pcb(); e != 0) return e;

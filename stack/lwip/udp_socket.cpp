@@ -154,6 +154,9 @@ int udp_socket::connect(const sockaddr* addr, socklen_t len, const wait_spec&) {
   lk.lock();
   if (is_any(ip)) ip_addr_set_loopback(IP_IS_V6_VAL(ip), &ip);
   if (is_broadcast(ip) && !broadcast_) return EACCES;
+  if (IP_IS_V6_VAL(ip)) {
+    if (int e = host_.route6(*ip_2_ip6(&ip)); e != 0) return e;  // no route: as Linux
+  }
   if (!bound_) {
     if (int e = bind_locked(wildcard(), 0); e != 0) return e;
   }
@@ -234,6 +237,9 @@ int udp_socket::send(const void* buf, size_t len, int flags, const wait_spec&, s
   // shutdown's EPIPE, but after the address and size checks.
   if (pending_error_ != 0) return take_error();
   if (wr_shut_) return EPIPE;
+  if (IP_IS_V6_VAL(ip)) {
+    if (int e = host_.route6(*ip_2_ip6(&ip)); e != 0) return e;  // no route: as Linux
+  }
   pbuf* p = pbuf_alloc(PBUF_TRANSPORT, static_cast<u16_t>(len), PBUF_RAM);
   if (p == nullptr) {
     eng_.count_memory_failure();

@@ -1,7 +1,10 @@
 // Specs of lwIP hosts on real links: the same keys on every driver, the driver's own keys passed
 // through, errors that say what is wrong (std::invalid_argument for the spec, anysock::error from
-// the OS), a MAC address of the host's own, and pcap= capturing every frame both ways.
+// the OS), a MAC address of the host's own, and pcap= capturing every frame both ways into a file
+// of the owner's only (pcap_mode= otherwise), never through a symbolic link.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
@@ -159,6 +162,43 @@ TEST_F(LinkSpec, PcapKeyCapturesEveryFrameBothWaysAsEthernet) {
   }
   EXPECT_EQ(requests, 3);
   EXPECT_EQ(replies, 3);
+  std::remove(file.c_str());
+}
+
+TEST_F(LinkSpec, PcapNeverFollowsASymbolicLinkAndCreatesAFileOfTheOwnersOnly) {
+  link_ = link_for("tap");
+  ASSERT_EQ(create_kernel_side(link_), "");
+  const std::string target = ::testing::TempDir() + "links_precious";
+  const std::string file = ::testing::TempDir() + "links_capture_link.pcap";
+  std::remove(target.c_str());
+  std::remove(file.c_str());
+  { std::ofstream(target) << "keep me"; }
+  ASSERT_EQ(::symlink(target.c_str(), file.c_str()), 0);
+  try {
+    make_backend(link_.spec(",pcap=" + file));
+    ADD_FAILURE() << "a capture through a symbolic link was opened";
+  } catch (const error& e) {
+    EXPECT_EQ(e.code().value(), ELOOP) << e.what();
+    EXPECT_NE(std::string(e.what()).find(file), std::string::npos) << e.what();
+  }
+  std::ifstream kept(target);
+  EXPECT_EQ(std::string((std::istreambuf_iterator<char>(kept)), std::istreambuf_iterator<char>()),
+            "keep me");
+  std::remove(file.c_str());
+  std::remove(target.c_str());
+
+  const mode_t old_umask = ::umask(0);
+  host_ = make_backend(link_.spec(",pcap=" + file));
+  struct stat st {};
+  EXPECT_EQ(::stat(file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  host_.reset();
+  // pcap_mode= for a new file; an existing one would only be narrowed, never widened.
+  std::remove(file.c_str());
+  host_ = make_backend(link_.spec(",pcap=" + file + ",pcap_mode=0644"));
+  EXPECT_EQ(::stat(file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0644u);
+  ::umask(old_umask);
   std::remove(file.c_str());
 }
 

@@ -1,6 +1,10 @@
 // lwip+sim specs: unknown keys and bad values are std::invalid_argument naming the problem (and
-// start no engine); pcap=FILE captures every packet the host sends and receives.
+// start no engine); pcap=FILE captures every packet the host sends and receives, into a file of the
+// owner's only (pcap_mode= says otherwise) that is never reached through a symbolic link; ip6=
+// addresses Linux refuses are refused too.
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
@@ -152,6 +156,106 @@ TEST_F(Specs, PcapWritesARecordForEveryPacketTheHostSentAndReceived) {
   }
   EXPECT_EQ(at, bytes.size()) << "the file ends with a whole record";
   EXPECT_GE(records, frames);
+}
+
+namespace {
+
+// The permission bits of `path` (-1 if it cannot be read).
+int mode_of(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return -1;
+  return static_cast<int>(st.st_mode & 07777);
+}
+
+std::string contents_of(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// Sets the umask for the life of this object.
+struct scoped_umask {
+  mode_t old;
+  explicit scoped_umask(mode_t m) : old(::umask(m)) {}
+  ~scoped_umask() { ::umask(old); }
+};
+
+}  // namespace
+
+TEST_F(Specs, PcapRefusesASymbolicLinkNamingTheFileAndLeavesItsTargetUntouched) {
+  temp_dir dir;
+  ASSERT_FALSE(dir.path.empty());
+  const std::string target = (dir.path / "precious").string();
+  const std::string link = (dir.path / "a.pcap").string();
+  std::ofstream(target) << "keep me";
+  ASSERT_EQ(::chmod(target.c_str(), 0644), 0);
+  ASSERT_EQ(::symlink(target.c_str(), link.c_str()), 0);
+  try {
+    make_backend("lwip+sim:host=a,pcap=" + link);
+    FAIL() << "a capture through a symbolic link was opened";
+  } catch (const error& e) {
+    EXPECT_EQ(e.code().value(), ELOOP) << e.what();
+    EXPECT_NE(std::string(e.what()).find(link), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(contents_of(target), "keep me");
+  EXPECT_EQ(mode_of(target), 0644);
+  EXPECT_FALSE(engine_runs());
+  // A dangling link is refused too (O_CREAT would otherwise create its target).
+  const std::string dangling = (dir.path / "b.pcap").string();
+  const std::string nowhere = (dir.path / "nowhere").string();
+  ASSERT_EQ(::symlink(nowhere.c_str(), dangling.c_str()), 0);
+  EXPECT_EQ(errno_of([&] { make_backend("lwip+sim:host=b,pcap=" + dangling); }), ELOOP);
+  EXPECT_FALSE(std::filesystem::exists(nowhere));
+}
+
+TEST_F(Specs, ANewCaptureFileIsTheOwnersOnlyEvenWithUmaskZero) {
+  temp_dir dir;
+  ASSERT_FALSE(dir.path.empty());
+  scoped_umask open_umask(0);
+  const std::string path = (dir.path / "a.pcap").string();
+  auto a = make_backend("lwip+sim:host=a,link=capmode,pcap=" + path);
+  EXPECT_EQ(mode_of(path), 0600);
+  // An existing file is narrowed to the same mode (it is about to hold this run's payloads).
+  const std::string old = (dir.path / "old.pcap").string();
+  std::ofstream(old) << "last run";
+  ASSERT_EQ(::chmod(old.c_str(), 0644), 0);
+  auto b = make_backend("lwip+sim:host=b,link=capmode,pcap=" + old);
+  EXPECT_EQ(mode_of(old), 0600);
+}
+
+TEST_F(Specs, PcapModeChoosesTheCaptureFilesModeAndRefusesWhatIsNotOctal) {
+  temp_dir dir;
+  ASSERT_FALSE(dir.path.empty());
+  scoped_umask open_umask(0);
+  const std::string path = (dir.path / "a.pcap").string();
+  auto a = make_backend("lwip+sim:host=a,link=capmode2,pcap=" + path + ",pcap_mode=0640");
+  EXPECT_EQ(mode_of(path), 0640);
+  for (const char* bad : {"rw", "0800", "01644", "", "-1", "0x1a4"}) {
+    SCOPED_TRACE(bad);
+    const std::string message = rejection_of("lwip+sim:host=c,link=capmode2,pcap=" + path +
+                                             ",pcap_mode=" + std::string(bad));
+    EXPECT_NE(message.find("pcap_mode"), std::string::npos) << message;
+  }
+  EXPECT_NE(rejection_of("lwip+sim:host=c,link=capmode2,pcap_mode=0644").find("pcap="),
+            std::string::npos)
+      << "pcap_mode without pcap";
+}
+
+// Linux refuses these as interface addresses (EADDRNOTAVAIL / "address already assigned").
+TEST_F(Specs, AnIpv6AddressNoInterfaceMayHoldIsInvalidArgumentNamingIt) {
+  for (const char* address : {"ff02::5/64", "::/64", "::1/128"}) {
+    SCOPED_TRACE(address);
+    const std::string message =
+        rejection_of("lwip+sim:host=x,link=bad6,ip6='" + std::string(address) + "'");
+    EXPECT_NE(message.find(address), std::string::npos) << message;
+  }
+  // The host's own link-local address (the EUI-64 of its MAC) given again: already assigned.
+  const std::string message =
+      rejection_of("lwip+sim:host=x,link=bad6,mac=02:00:00:00:00:01,ip6='fe80::ff:fe00:1/64'");
+  EXPECT_NE(message.find("fe80::ff:fe00:1"), std::string::npos) << message;
+  EXPECT_NE(message.find("already"), std::string::npos) << message;
+  // The failed hosts left nothing behind: a good one takes their place.
+  auto x = make_backend("lwip+sim:host=x,link=bad6,ip6='fd00:6::1/64'");
+  EXPECT_EQ(lwip::read_counters().links.size(), 1u);
 }
 
 }  // namespace anysock::testing

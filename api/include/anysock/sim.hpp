@@ -162,8 +162,10 @@ class world {
   /// Virtual seconds since the world began.
   double now() const;
   /// Writes every packet as the link delivers it (after faults), stamped with virtual time, to a
-  /// pcap file (LINKTYPE_RAW: IPv4/IPv6 packets). Call before run(); one file per world.
-  void capture(const std::string& path);
+  /// pcap file (LINKTYPE_RAW: IPv4/IPv6 packets). Call before run(); one file per world. The file
+  /// gets permission bits `mode` (less the umask; an existing file is narrowed to them) and is
+  /// never reached through a symbolic link (anysock::error(ELOOP) naming it).
+  void capture(const std::string& path, unsigned mode = 0600);
   sim::stats stats() const;
 
  private:

@@ -1,12 +1,12 @@
 /* anysock_lwip_hooks.h — routing hooks lwIP calls (LWIP_HOOK_FILENAME in lwipopts.h).
  *
- * lwipopts.h maps LWIP_HOOK_IP4_ROUTE_SRC and LWIP_HOOK_IP6_ROUTE to these functions (the macros
- * must live there: lwip/ip4.h tests LWIP_HOOK_IP4_ROUTE_SRC before this file is included). Each
- * returns the netif a packet from src to dest must leave through, or NULL to let lwIP route by
- * destination. The engine routes by source: the netif that owns src (its host), so traffic between
- * two hosts of one stack crosses the wire instead of lwIP's loopback. The defaults in sys_arch.c
- * are weak and return NULL; the engine overrides them by defining the same functions. Called with
- * lwIP's lock held. */
+ * lwipopts.h maps LWIP_HOOK_IP4_ROUTE_SRC, LWIP_HOOK_IP6_ROUTE and the others below to these
+ * functions (the macros must live there: lwip/ip4.h tests LWIP_HOOK_IP4_ROUTE_SRC before this file
+ * is included). Each returns the netif a packet from src to dest must leave through, or NULL to let
+ * lwIP route by destination. The engine routes by source: the netif that owns src (its host), so
+ * traffic between two hosts of one stack crosses the wire instead of lwIP's loopback. The defaults
+ * in sys_arch.c are weak and return NULL; the engine overrides them by defining the same functions.
+ * Called with lwIP's lock held. */
 #ifndef ANYSOCK_LWIP_HOOKS_H
 #define ANYSOCK_LWIP_HOOKS_H
 
@@ -23,6 +23,12 @@ struct netif* anysock_lwip_ip4_route_src(const struct ip4_addr* src, const struc
 
 /* Called only for unscoped src and dest (lwIP routes link-local and loopback itself). */
 struct netif* anysock_lwip_ip6_route(const struct ip6_addr* src, const struct ip6_addr* dest);
+
+/* LWIP_HOOK_ND6_GET_GW: the next hop for dest, which lwIP's own rules found off-link (not
+ * link-local, not in a router-announced prefix): dest itself when it lies within the prefix of one
+ * of the host's configured addresses (on-link), else NULL (lwIP then picks a router it learned, or
+ * fails with ERR_RTE). */
+const struct ip6_addr* anysock_lwip_nd6_get_gw(struct netif* netif, const struct ip6_addr* dest);
 
 /* RFC 6528 initial sequence number for a new connection (LWIP_HOOK_TCP_ISN). */
 struct ip_addr; /* ip_addr_t */

@@ -94,6 +94,12 @@
 #define LWIP_IPV6_DHCP6 0
 /* A link-local address plus a few configured ones per netif. */
 #define LWIP_IPV6_NUM_ADDRESSES 4
+/* A configured address's prefix length is its on-link route (as on Linux). lwIP takes a "static"
+ * address's /64 as on-link whatever its prefix, so configured addresses are given an infinite
+ * lifetime instead of being static (this option keeps lifetimes), and neighbour discovery asks
+ * LWIP_HOOK_ND6_GET_GW below for every other destination: the destination itself when it lies
+ * within one of the host's prefixes, else none (a router announced on the link, or ERR_RTE). */
+#define LWIP_IPV6_ADDRESS_LIFETIMES 1
 /* MLD stays on (lwIP's default): a real Ethernet link (tap, af_packet) needs solicited-node
  * membership reports for neighbour discovery through switches. */
 #define LWIP_IPV6_MLD 1
@@ -145,6 +151,7 @@
 #define LWIP_HOOK_FILENAME "anysock_lwip_hooks.h"
 #define LWIP_HOOK_IP4_ROUTE_SRC(src, dest) anysock_lwip_ip4_route_src((src), (dest))
 #define LWIP_HOOK_IP6_ROUTE(src, dest) anysock_lwip_ip6_route((src), (dest))
+#define LWIP_HOOK_ND6_GET_GW(netif, dest) anysock_lwip_nd6_get_gw((netif), (dest))
 /* Every received packet is shown to the engine first, which tells a connected UDP socket about an
  * ICMP port unreachable for it (lwIP itself never tells UDP pcbs about ICMP errors). */
 #define LWIP_HOOK_IP4_INPUT(p, inp) anysock_lwip_ip4_input((p), (inp))

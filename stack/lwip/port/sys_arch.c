@@ -64,6 +64,14 @@ ANYSOCK_WEAK struct netif* anysock_lwip_ip6_route(const struct ip6_addr* src,
   return NULL;
 }
 
+/* No on-link prefixes beyond lwIP's own rules. */
+ANYSOCK_WEAK const struct ip6_addr* anysock_lwip_nd6_get_gw(struct netif* netif,
+                                                            const struct ip6_addr* dest) {
+  (void)netif;
+  (void)dest;
+  return NULL;
+}
+
 /* Received packets go to lwIP untouched. */
 ANYSOCK_WEAK int anysock_lwip_ip4_input(struct pbuf* p, struct netif* inp) {
   (void)p;
